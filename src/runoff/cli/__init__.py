@@ -1,0 +1,1 @@
+"""The ``runoff`` command line (Typer + Rich): one module per command group."""

@@ -1,0 +1,64 @@
+"""Entry point: builds the Typer app from one module per command group and maps errors once."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import typer
+
+from runoff import __version__
+from runoff.cli.output import fail
+from runoff.errors import RunoffError
+
+# Command-group modules; each exposes ``register(app)``.
+COMMAND_MODULES = (
+    "runoff.cli.product",
+    "runoff.cli.schedule",
+    "runoff.cli.quote",
+    "runoff.cli.ledger",
+    "runoff.cli.book",
+    "runoff.cli.plan",
+    "runoff.cli.demo",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"runoff {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="runoff",
+        help="Plan, simulate and run the wind-down of a consumer installment credit product.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """runoff: assess the book, design and check the exit plan, simulate it, execute and monitor it."""
+
+    for name in COMMAND_MODULES:
+        import_module(name).register(app)
+    return app
+
+
+def run() -> None:
+    """Console-script entry: user mistakes become one line and exit code 2, never a traceback."""
+    as_json = "--json" in sys.argv
+    try:
+        build_app()(standalone_mode=True)
+    except RunoffError as exc:
+        fail(exc, as_json=as_json)
+
+
+if __name__ == "__main__":
+    run()

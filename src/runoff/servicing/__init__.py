@@ -1,0 +1,1 @@
+"""Loan maths: products, schedules, APR, allocation, delinquency, penalties and quotes (pure, Decimal)."""
