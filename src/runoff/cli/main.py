@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "runoff.cli.quote",
     "runoff.cli.ledger",
     "runoff.cli.book",
+    "runoff.cli.tape",
     "runoff.cli.plan",
     "runoff.cli.demo",
 )

@@ -1,0 +1,9 @@
+"""`runoff` commands of the tape group."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to ``app``."""
