@@ -280,6 +280,7 @@ def _periods(t: _Terms) -> list[_Period]:
     offset = 1 if p.down_payment else 0
     out: list[_Period] = []
     previous_end = t.start_date
+    previous_due = t.start_date
     for k in range(1, t.term + 1):
         if p.down_payment and k == 1:
             # The down payment is taken at checkout, on the drawing date; it is never moved.
@@ -289,9 +290,13 @@ def _periods(t: _Terms) -> list[_Period]:
         due = scheduled
         if t.calendar is not None and p.business_day_rule is not BusinessDayRule.NONE:
             due = t.calendar.adjust(scheduled, p.business_day_rule)
+            if due < scheduled and due <= previous_due:
+                # Stepping back over a long holiday must not reach the drawing date or the previous due date.
+                due = t.calendar.adjust(scheduled, BusinessDayRule.FOLLOWING)
         end = due if p.holiday_interest is HolidayInterest.ACCRUE_TO_ACTUAL else scheduled
         out.append(_Period(due, previous_end, end))
         previous_end = end
+        previous_due = due
     return out
 
 
