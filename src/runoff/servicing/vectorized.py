@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Final
 
 import numpy as np
@@ -37,8 +38,9 @@ import numpy.typing as npt
 
 from runoff.calendar import BusinessCalendar, BusinessDayRule, Frequency
 from runoff.errors import ScheduleInvalid
-from runoff.money import RoundingMode, from_minor, quantize, round_to_multiple, to_minor
-from runoff.servicing.product import GraceKind, InterestBasis, Method, Product, parse_method
+from runoff.money import RoundingMode, to_minor
+from runoff.servicing.product import GraceKind, InterestBasis, Method, Product, Rounding, parse_method
+from runoff.servicing.schedule import annuity_payment, round_installment
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -92,6 +94,7 @@ class ScheduleArrays:
     interest_fen: IntArray
     fee_fen: IntArray
     balance_after_fen: IntArray
+    capitalized_fen: IntArray
     installments: IntArray
     due_date: DateArray | None = None
 
@@ -163,6 +166,7 @@ def build_schedules(
     annual_rate_units: npt.ArrayLike = 0,
     fee_rate_units: npt.ArrayLike = 0,
     grace_periods: npt.ArrayLike = 0,
+    grace_kind: GraceKind = GraceKind.INTEREST_ONLY,
     frequency: Frequency = Frequency.MONTHLY,
     rounding: RoundingMode = RoundingMode.HALF_UP,
     multiple_of_fen: int | None = None,
@@ -185,6 +189,7 @@ def build_schedules(
     ``payment_tolerance`` is the relative band around a rounding boundary within which level payments
     are recomputed in Decimal (tests widen it to force the Decimal route).
     """
+    interest_basis = InterestBasis(interest_basis)
     if interest_basis is not InterestBasis.PERIOD:
         raise ScheduleInvalid(
             f"`interest_basis`: {interest_basis.value} is not supported by the vectorized path; "
@@ -193,6 +198,8 @@ def build_schedules(
         )
     rounding = RoundingMode(rounding)
     frequency = Frequency(frequency)
+    grace_kind = GraceKind(grace_kind)
+    business_day_rule = BusinessDayRule(business_day_rule)
     given: dict[str, npt.NDArray[Any]] = {
         "principal_fen": _int_array(principal_fen, "principal_fen"),
         "term": _int_array(term, "term"),
@@ -206,7 +213,7 @@ def build_schedules(
     _validate(codes, principal, terms, annual, fee, grace, multiple_of_fen, down_payment)
 
     width = int(terms.max()) if n_loans else 0
-    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(4)]
+    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
     present = np.unique(codes)
     for code in present.tolist():
         if present.size == 1:
@@ -220,6 +227,7 @@ def build_schedules(
             annual=annual[rows],
             fee=fee[rows],
             grace=grace[rows],
+            grace_kind=grace_kind,
             periods_per_year=frequency.periods_per_year,
             rounding=rounding,
             multiple=multiple_of_fen,
@@ -252,6 +260,7 @@ def build_schedules(
         interest_fen=blocks[1].T,
         fee_fen=blocks[2].T,
         balance_after_fen=blocks[3].T,
+        capitalized_fen=blocks[4].T,
         installments=installments,
         due_date=due,
     )
@@ -315,7 +324,7 @@ def schedules_for_products(
     results: list[tuple[IntArray | slice, ScheduleArrays]] = []
     for g, key in enumerate(distinct):
         rows: IntArray | slice = slice(None) if len(distinct) == 1 else np.flatnonzero(group == g).astype(np.int64)
-        frequency, mode, multiple, down, rule, country = key
+        frequency, mode, multiple, down, grace_kind, rule, country = key
         part = build_schedules(
             codes[rows],
             principal_fen=principal[rows],
@@ -327,6 +336,7 @@ def schedules_for_products(
             rounding=mode,
             multiple_of_fen=multiple,
             down_payment=down,
+            grace_kind=grace_kind,
             start_date=None if starts is None else starts[rows],
             business_day_rule=rule,
             holiday_country=country,
@@ -372,7 +382,9 @@ def due_dates(
         out = starts[None, :] + (offsets[:, None] * step).astype("timedelta64[D]")
     out[np.arange(width)[:, None] >= terms[None, :]] = np.datetime64("NaT")
     if business_day_rule is not BusinessDayRule.NONE:
-        out = _business_adjusted(out, BusinessCalendar(holiday_country), business_day_rule)
+        # The down payment is taken at checkout, on the drawing date: it never moves.
+        moved = slice(1, None) if down_payment else slice(None)
+        out[moved] = _business_adjusted(out[moved], BusinessCalendar(holiday_country), business_day_rule)
     out.flags.writeable = False
     result: DateArray = out.T
     return result
@@ -391,55 +403,64 @@ class _Kernel:
     annual: IntArray
     fee: IntArray
     grace: IntArray
+    grace_kind: GraceKind
     periods_per_year: int
     rounding: RoundingMode
     multiple: int | None
     down_payment: bool
     tolerance: float
 
-    def run(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    def run(self) -> tuple[IntArray, ...]:
+        """Blocks ``(periods × loans)``: principal, interest, fee, balance after, capitalized interest."""
         n_loans = self.principal.shape[0]
         width = int(self.term.max()) if n_loans else 0
-        principal_out = np.zeros((width, n_loans), dtype=np.int64)
-        interest_out = np.zeros((width, n_loans), dtype=np.int64)
-        fee_out = np.zeros((width, n_loans), dtype=np.int64)
-        balance_out = np.zeros((width, n_loans), dtype=np.int64)
+        principal_out, interest_out, fee_out, balance_out, capitalized_out = (
+            np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)
+        )
+        out = (principal_out, interest_out, fee_out, balance_out, capitalized_out)
         if n_loans == 0:
-            return principal_out, interest_out, fee_out, balance_out
+            return out
 
         method, mode, multiple = self.method, self.rounding, self.multiple
         balance = self.principal.copy()
         first = 0
-        amortized_term = self.term - self.grace
         if self.down_payment:
-            # 首付: installment 1 on the drawing date, q(P/n) or m(P/n), no interest or fee.
-            down = (
-                _round_div(self.principal, self.term, mode)
-                if multiple is None
-                else _round_div(self.principal, self.term * multiple, mode) * multiple
-            )
+            # 首付: installment 1 on the drawing date, m(P/n) but at most P, no interest or fee.
+            down = _round_div(self.principal, self.term * (multiple or 1), mode) * (multiple or 1)
+            down = np.minimum(down, balance)
             principal_out[0] = down
             balance = balance - down
             balance_out[0] = balance
             first = 1
-            amortized_term = self.term - 1
-        amortized = balance.copy()
-        safe_term = np.maximum(amortized_term, 1)
+        grace_end = first + self.grace  # the first amortizing column of each loan
+        longest_grace = first + int(self.grace.max())
+        capitalize = self.grace_kind is GraceKind.CAPITALIZE and longest_grace > first
+        if capitalize and method is Method.FLAT_FEE:
+            raise ScheduleInvalid(
+                "`grace_kind`: capitalize is not allowed for flat-fee loans; expected interest-only",
+                field="grace_kind",
+            )
         interest_den = RATE_SCALE * self.periods_per_year
+
+        # The amortizing phase repays ``base`` over ``count`` periods as if a new loan (after the grace).
+        base = balance.copy()
+        if capitalize:
+            for col in range(first, longest_grace):
+                base = base + np.where(col < grace_end, self._interest(base, interest_den), 0)
+        count = np.maximum(self.term - grace_end, 1)
 
         level: IntArray | None = None
         constant: IntArray | None = None
         flat_fee: IntArray | None = None
         if method is Method.EQUAL_INSTALLMENT:
-            level = self._level_payment(amortized, safe_term)
+            level = self._level_payment(base, count)
         elif method in (Method.EQUAL_PRINCIPAL, Method.FLAT_FEE) and multiple is None:
-            constant = _round_div(amortized, safe_term, mode)
+            constant = _round_div(base, count, mode)
         if method is Method.FLAT_FEE:
             flat_fee = _round_div_even_den(self.principal * self.fee, RATE_SCALE, mode)
 
         shortest = int(self.term.min())
-        grace_end = first + self.grace  # first amortizing column
-        longest_grace = first + int(self.grace.max())
+        zeros = np.zeros(n_loans, dtype=np.int64)
         for col in range(first, width):
             all_active = col < shortest
             some_last = col >= shortest - 1
@@ -447,18 +468,16 @@ class _Kernel:
 
             if method is Method.FLAT_FEE:
                 assert flat_fee is not None
-                charge = flat_fee if all_active else np.where(col < self.term, flat_fee, 0)
-                fee_out[col] = charge
-                interest = np.zeros(n_loans, dtype=np.int64)
+                fee_out[col] = flat_fee if all_active else np.where(col < self.term, flat_fee, 0)
+                interest = zeros
             else:
-                interest = _round_div_even_den(balance * self.annual, interest_den, mode)
-                interest_out[col] = interest
+                interest = self._interest(balance, interest_den)
 
             if method is Method.EQUAL_INSTALLMENT:
                 assert level is not None
                 paid = level - interest
             elif method is Method.INTEREST_ONLY:
-                paid = np.zeros(n_loans, dtype=np.int64)
+                paid = zeros
             elif constant is not None:
                 paid = constant
             else:
@@ -466,59 +485,74 @@ class _Kernel:
                 # m(P/n + I) − I: the installment total, not the principal, is the round multiple.
                 extra = interest if method is Method.EQUAL_PRINCIPAL else flat_fee
                 assert extra is not None
-                paid = _round_div(amortized + safe_term * extra, safe_term * multiple, mode) * multiple - extra
-            if some_grace:
-                paid = np.where(col < grace_end, 0, paid)
+                paid = _round_div(base + count * extra, count * multiple, mode) * multiple - extra
             if some_last:
                 paid = np.where(col == self.term - 1, balance, paid)
+            # Rounding to a multiple can ask for less than the interest or more than the balance: clamp.
+            paid = np.clip(paid, 0, balance)
+            if some_grace:
+                in_grace = col < grace_end
+                paid = np.where(in_grace, 0, paid)
+                if capitalize:
+                    # 资本化: nothing falls due; the period's interest is added to the balance.
+                    grown = np.where(in_grace, interest, 0)
+                    capitalized_out[col] = grown
+                    balance = balance + grown
+                    interest = np.where(in_grace, 0, interest)
             if not all_active:
                 paid = np.where(col < self.term, paid, 0)
+            interest_out[col] = interest
             principal_out[col] = paid
             balance = balance - paid
             balance_out[col] = balance
-        return principal_out, interest_out, fee_out, balance_out
+        return out
+
+    def _interest(self, balance: IntArray, den: int) -> IntArray:
+        """Period interest ``q(B × A / ppy)`` in fen, exactly (see :data:`MAX_PRINCIPAL_FEN` for the bound)."""
+        if int(balance.max(initial=0)) > MAX_PRINCIPAL_FEN:
+            raise ScheduleInvalid(
+                f"`principal_fen`: a balance grows to {int(balance.max())} fen by capitalised interest; "
+                f"expected at most {MAX_PRINCIPAL_FEN} fen",
+                field="principal_fen",
+            )
+        return _round_div_even_den(balance * self.annual, den, self.rounding)
 
     def _level_payment(self, amount: IntArray, periods: IntArray) -> IntArray:
-        """等额本息 payment ``m(P r / (1 − (1 + r)^−n))`` in fen: float64, Decimal near rounding boundaries."""
+        """等额本息 payment ``m(P r / (1 − (1 + r)^−n))`` in fen: float64, exact rationals near boundaries."""
         mode, multiple = self.rounding, self.multiple
         unit = 1 if multiple is None else multiple
         zero_rate = self.annual == 0
         rate = self.annual / float(RATE_SCALE * self.periods_per_year)
         with np.errstate(divide="ignore", invalid="ignore"):
             growth = -np.expm1(-periods * np.log1p(rate))
-            exact = amount * rate / growth / unit
-        exact = np.where(zero_rate, 0.0, exact)
+            exact = np.where(zero_rate, 0.0, amount * rate / growth / unit)
         units = np.floor(exact)
         fraction = exact - units
-        distance = np.abs(fraction - 0.5)
         up = (fraction > 0.5) | ((fraction == 0.5) & ((mode is RoundingMode.HALF_UP) | (units % 2 == 1)))
         payment: IntArray = ((units + up) * unit).astype(np.int64)
-        # r = 0: P / n exactly, by integer division.
         if zero_rate.any():
-            flat = _round_div(amount, periods * unit, mode) * unit
-            payment = np.where(zero_rate, flat, payment)
-        near = np.flatnonzero(~zero_rate & (distance < self.tolerance * np.maximum(exact, 1.0)))
+            # r = 0: m(P / n), by integer division.
+            payment = np.where(zero_rate, _round_div(amount, periods * unit, mode) * unit, payment)
+        # The float is within ~1e-15 (relative) of the exact payment; where that could straddle a rounding
+        # boundary, take the Decimal engine's exact rational instead.
+        near = np.flatnonzero(~zero_rate & (np.abs(fraction - 0.5) < self.tolerance * np.maximum(exact, 1.0)))
         if near.size:
             payment[near] = [
-                _decimal_level_payment(
-                    int(amount[i]), int(self.annual[i]), int(periods[i]), self.periods_per_year, mode, multiple
-                )
+                _exact_level_payment(int(amount[i]), int(self.annual[i]), int(periods[i]), self.periods_per_year,
+                                     mode, multiple)
                 for i in near.tolist()
-            ]
+            ]  # fmt: skip
         return payment
 
 
-def _decimal_level_payment(
+def _exact_level_payment(
     amount_fen: int, annual_units: int, periods: int, periods_per_year: int, mode: RoundingMode, multiple: int | None
 ) -> int:
-    """The Decimal engine's level payment in fen, for the few loans the float cannot decide."""
-    amount = from_minor(amount_fen)
-    annual_rate = Decimal(annual_units) / RATE_SCALE
-    rate = annual_rate / periods_per_year
-    raw = amount * rate / (1 - (1 + rate) ** -periods)
-    if multiple is None:
-        return to_minor(quantize(raw, mode))
-    return to_minor(round_to_multiple(raw, from_minor(multiple), mode))
+    """The Decimal engine's own level payment (exact rationals) in fen, for the loans the float cannot decide."""
+    rule = Rounding(mode=mode, multiple_of=None if multiple is None else Decimal(multiple) / 100)
+    rate = Fraction(annual_units, RATE_SCALE) / periods_per_year
+    payment = round_installment(annuity_payment(Fraction(amount_fen, 100), rate, periods), rule)
+    return to_minor(payment)
 
 
 # --- exact integer rounding -----------------------------------------------------------------------
@@ -631,6 +665,11 @@ def _validate(
         raise ScheduleInvalid(
             "`grace_periods`: a down payment and grace periods cannot be combined", field="grace_periods"
         )
+    if down_payment and (terms < 2).any():
+        raise ScheduleInvalid(
+            f"`term`: {int(terms[terms < 2][0])} is not allowed with a down payment; expected 2 to {MAX_TERM}",
+            field="term",
+        )
 
 
 def _check_product_in_scope(product: Product) -> None:
@@ -640,15 +679,9 @@ def _check_product_in_scope(product: Product) -> None:
             "vectorized path; expected period (use runoff.servicing.schedule.build_schedule)",
             field="interest_basis",
         )
-    if product.grace_periods and product.grace_kind is not GraceKind.INTEREST_ONLY:
-        raise ScheduleInvalid(
-            f"product {product.id}: grace_kind {product.grace_kind.value} is not supported by the vectorized "
-            "path; expected interest-only (use runoff.servicing.schedule.build_schedule)",
-            field="grace_kind",
-        )
 
 
-def _call_key(product: Product) -> tuple[Frequency, RoundingMode, int | None, bool, BusinessDayRule, str]:
+def _call_key(product: Product) -> tuple[Frequency, RoundingMode, int | None, bool, GraceKind, BusinessDayRule, str]:
     multiple = product.rounding.multiple_of
     multiple_fen: int | None = None
     if multiple is not None:
@@ -665,6 +698,7 @@ def _call_key(product: Product) -> tuple[Frequency, RoundingMode, int | None, bo
         product.rounding.mode,
         multiple_fen,
         product.down_payment,
+        product.grace_kind,
         product.business_day_rule,
         product.holiday_country,
     )
@@ -695,13 +729,13 @@ def _merge(
     parts: list[tuple[IntArray | slice, ScheduleArrays]], n_loans: int, terms: IntArray, *, with_dates: bool
 ) -> ScheduleArrays:
     width = int(terms.max()) if n_loans else 0
-    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(4)]
+    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
     due = np.full((width, n_loans), np.datetime64("NaT"), dtype="datetime64[D]") if with_dates else None
     for rows, part in parts:
         w = part.n_periods
         for block, values in zip(
             blocks,
-            (part.principal_fen, part.interest_fen, part.fee_fen, part.balance_after_fen),
+            (part.principal_fen, part.interest_fen, part.fee_fen, part.balance_after_fen, part.capitalized_fen),
             strict=True,
         ):
             block[:w, rows] = values.T
@@ -718,6 +752,7 @@ def _merge(
         interest_fen=blocks[1].T,
         fee_fen=blocks[2].T,
         balance_after_fen=blocks[3].T,
+        capitalized_fen=blocks[4].T,
         installments=installments,
         due_date=None if due is None else due.T,
     )
