@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runoff.errors import InvalidInput
-from runoff.servicing.allocation import allocate, apply_allocation
+from runoff.servicing.allocation import allocate, apply_allocation, replay_payments
 from runoff.servicing.delinquency import (
     BUCKETS,
     Bucket,
@@ -272,3 +272,44 @@ def test_dated_payments_of_other_components_do_not_move_a_principal_base():
     )
     pos = LoanPosition("L1", pos.product, pos.principal, START, (paid_interest, *pos.installments[1:]))
     assert charges(pos, DUE[0] + timedelta(days=4)) == {1: (D("0.20"), 4)}
+
+
+# --- repost: replaying payments from their value dates ---------------------------------------------
+
+
+def test_replay_of_a_backdated_payment_reallocates_and_lowers_the_penalty():
+    as_of = DUE[0] + timedelta(days=20)
+    # posted in arrival order: 50 on day 20, then a payment of 60 whose value date is day 5
+    arrival = [(DUE[0] + timedelta(days=20), D("50")), (DUE[0] + timedelta(days=5), D("60"))]
+    replayed, allocations = replay_payments(position(), sorted(arrival, key=lambda p: p[0]), as_of=as_of)
+    # by hand in value-date order: day 5 penalty 0.25, then 60 → 0.25 penalty, fee 1, interest 2, 56.75 principal;
+    # days 5..19 on 43.25 (15 × 0.021625 = 0.324375) → total 0.574375 → 0.57; day 20 pays 0.32 penalty, then 43.25
+    assert [a.paid_on for a in allocations] == [DUE[0] + timedelta(days=5), DUE[0] + timedelta(days=20)]
+    inst1 = replayed.installments[0]
+    assert inst1.penalty_accrued == D("0.57")
+    assert inst1.outstanding_total == 0
+    assert replayed.credit_balance == D("50") + D("60") - D("103") - D("0.57")
+
+
+def test_replay_in_value_date_order_equals_posting_payments_as_they_come():
+    payments = [(DUE[0] + timedelta(days=3), D("40")), (DUE[1] + timedelta(days=2), D("150"))]
+    by_hand = position()
+    for day, amount in payments:
+        by_hand = pay(by_hand, amount, day)
+    by_hand = accrue_penalties(by_hand, DUE[2])
+    replayed, _ = replay_payments(by_hand, payments, as_of=DUE[2])
+    assert replayed.installments == by_hand.installments
+    assert replayed.penalty_charged_total == by_hand.penalty_charged_total
+
+
+def test_replay_spends_credit_when_an_installment_falls_due():
+    replayed, allocations = replay_payments(position(), [(DUE[0], D("150"))], as_of=DUE[1])
+    assert [a.source.value for a in allocations] == ["payment", "credit"]
+    assert allocations[1].paid_on == DUE[1]
+    assert replayed.credit_balance == 0
+    assert replayed.installments[1].outstanding_total == D("56")  # 103 due, 47 of credit spent
+
+
+def test_replay_refuses_payments_after_as_of():
+    with pytest.raises(InvalidInput, match="`payments`"):
+        replay_payments(position(), [(DUE[1], D("10"))], as_of=DUE[0])

@@ -17,7 +17,7 @@ due date) and after every payment.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from runoff.errors import InvalidInput, InvariantBroken
 from runoff.money import CENT
+from runoff.servicing.delinquency import accrue_penalties
 from runoff.servicing.position import ZERO, DatedPayment, InstallmentPosition, LoanPosition
 from runoff.servicing.product import AllocationScope, Component, Method, Overpayment
 
@@ -268,3 +269,67 @@ def _post(
         fee_due=inst.fee_due - less[Component.FEE],
         dated_payments=inst.dated_payments + tuple(DatedPayment(paid_on, line.component, line.amount) for line in paid),
     )
+
+
+def unpaid(position: LoanPosition) -> LoanPosition:
+    """The live schedule with nothing paid, no credit and no penalty accrued; penalty waivers are kept.
+
+    The starting point of a replay: penalty charged under earlier schedule versions stays counted for the cap.
+    """
+    live = sum((i.penalty_accrued for i in position.installments), ZERO)
+    earlier = max(position.penalty_charged_total - live, ZERO)
+    return replace(
+        position,
+        installments=tuple(
+            replace(
+                i,
+                principal_paid=ZERO,
+                interest_paid=ZERO,
+                fee_paid=ZERO,
+                penalty_paid=ZERO,
+                penalty_accrued=ZERO,
+                dated_payments=(),
+            )
+            for i in position.installments
+        ),
+        credit_balance=ZERO,
+        penalty_charged_total=earlier,
+    )
+
+
+def replay_payments(
+    position: LoanPosition, payments: Sequence[tuple[date, Decimal]], *, as_of: date
+) -> tuple[LoanPosition, tuple[Allocation, ...]]:
+    """Re-run a loan's payments in value-date order up to ``as_of`` (a repost, 回溯重算).
+
+    ``position`` is the live schedule version as written (its original due amounts: a prepayment's
+    repricing is redone by the replay). From :func:`unpaid` ``position``, walks time forward: on each due date the credit balance is
+    spent (:func:`apply_credit`), then each payment of the day (in the order given) is allocated
+    after penalties are brought to its value date; penalties end accrued to ``as_of``. Returns the
+    position as of ``as_of`` and every allocation made, in order: the ledger replaces the
+    allocations of the live schedule version with these, for this loan only.
+    """
+    late = [d for d, _ in payments if d > as_of]
+    if late:
+        raise InvalidInput(
+            f"`payments`: value date {min(late).isoformat()} is after `as_of` {as_of.isoformat()}; "
+            "expected payments on or before as_of",
+            field="payments",
+        )
+    current = unpaid(position)
+    allocations: list[Allocation] = []
+    due_dates = sorted({i.due_date for i in current.installments if i.due_date <= as_of})
+    events: list[tuple[date, int, int]] = [(d, 0, -1) for d in due_dates]
+    events += [(d, 1, k) for k, (d, _) in enumerate(payments)]
+    for day, kind, k in sorted(events):
+        current = accrue_penalties(current, day)
+        if kind == 0:
+            spend = apply_credit(current, day)
+            if spend.amount > 0:
+                current = apply_allocation(current, spend)
+                allocations.append(spend)
+            continue
+        allocation = allocate(current, payments[k][1], paid_on=day)
+        current = apply_allocation(current, allocation)
+        allocations.append(allocation)
+    return accrue_penalties(current, as_of), tuple(allocations)
