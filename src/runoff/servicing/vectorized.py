@@ -213,13 +213,12 @@ def build_schedules(
     _validate(codes, principal, terms, annual, fee, grace, multiple_of_fen, down_payment)
 
     width = int(terms.max()) if n_loans else 0
-    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
     present = np.unique(codes)
+    blocks: list[IntArray] = []
+    if present.size != 1:
+        blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
     for code in present.tolist():
-        if present.size == 1:
-            rows: slice | IntArray = slice(None)
-        else:
-            rows = np.flatnonzero(codes == code).astype(np.int64)
+        rows: slice | IntArray = slice(None) if present.size == 1 else np.flatnonzero(codes == code)
         kernel = _Kernel(
             method=_METHODS_BY_CODE[int(code)],
             principal=principal[rows],
@@ -235,10 +234,10 @@ def build_schedules(
             tolerance=payment_tolerance,
         )
         parts = kernel.run()
-        for block, part in zip(blocks, parts, strict=True):
-            if present.size == 1:
-                block[: part.shape[0]] = part
-            else:
+        if present.size == 1:
+            blocks = list(parts)  # one method: the kernel's blocks are the result, no copy
+        else:
+            for block, part in zip(blocks, parts, strict=True):
                 block[: part.shape[0], rows] = part
 
     due: DateArray | None = None
@@ -370,21 +369,30 @@ def due_dates(
     starts = _date_array(starts, n_loans)
     width = int(terms.max()) if n_loans else 0
     offsets = np.arange(width, dtype=np.int64) + (0 if down_payment else 1)
-    if frequency is Frequency.MONTHLY:
-        month0 = starts.astype("datetime64[M]")
-        day0 = (starts - month0.astype("datetime64[D]")).astype(np.int64)
-        months = month0[None, :] + offsets[:, None].astype("timedelta64[M]")
-        first = months.astype("datetime64[D]")
-        length = ((months + np.timedelta64(1, "M")).astype("datetime64[D]") - first).astype(np.int64)
-        out = first + np.minimum(day0[None, :], length - 1).astype("timedelta64[D]")
-    else:
+    start_day = starts.astype(np.int64)  # days since 1970-01-01
+    days = np.empty((width, n_loans), dtype=np.int64)
+    if n_loans and frequency is Frequency.MONTHLY:
+        # Calendar maths once per month in a small table, then integer gathers for every loan.
+        month0 = starts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        day0 = start_day - month0.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+        low = int(month0.min())
+        table = np.arange(low, int(month0.max()) + width + 2).astype("datetime64[M]")
+        first_day = table.astype("datetime64[D]").astype(np.int64)
+        last_index = np.diff(first_day) - 1  # the month's last day, 0-based
+        for col, offset in enumerate(offsets.tolist()):
+            month = month0 - (low - offset)
+            np.minimum(day0, last_index[month], out=days[col])
+            days[col] += first_day[month]
+    elif n_loans:
         step = 14 if frequency is Frequency.BIWEEKLY else 7
-        out = starts[None, :] + (offsets[:, None] * step).astype("timedelta64[D]")
-    out[np.arange(width)[:, None] >= terms[None, :]] = np.datetime64("NaT")
-    if business_day_rule is not BusinessDayRule.NONE:
+        np.add(start_day[None, :], offsets[:, None] * step, out=days)
+    if business_day_rule is not BusinessDayRule.NONE and width:
         # The down payment is taken at checkout, on the drawing date: it never moves.
-        moved = slice(1, None) if down_payment else slice(None)
-        out[moved] = _business_adjusted(out[moved], BusinessCalendar(holiday_country), business_day_rule)
+        moved = days[1:] if down_payment else days
+        moved[...] = _business_adjusted(moved, BusinessCalendar(holiday_country), business_day_rule)
+    out: DateArray = days.view("datetime64[D]")
+    if n_loans and int(terms.min()) < width:
+        out[np.arange(width)[:, None] >= terms[None, :]] = np.datetime64("NaT")
     out.flags.writeable = False
     result: DateArray = out.T
     return result
@@ -414,23 +422,26 @@ class _Kernel:
         """Blocks ``(periods × loans)``: principal, interest, fee, balance after, capitalized interest."""
         n_loans = self.principal.shape[0]
         width = int(self.term.max()) if n_loans else 0
-        principal_out, interest_out, fee_out, balance_out, capitalized_out = (
-            np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)
-        )
+        method, mode, multiple = self.method, self.rounding, self.multiple
+        # Blocks written in full below are left uninitialised: zero-filling 10^8 cells costs as much as
+        # computing them. Untouched blocks (fees of interest loans, capitalized) are lazily zeroed pages.
+        shape = (width, n_loans)
+        principal_out, balance_out = np.empty(shape, dtype=np.int64), np.empty(shape, dtype=np.int64)
+        interest_out = np.zeros(shape, dtype=np.int64) if method is Method.FLAT_FEE else np.empty(shape, np.int64)
+        fee_out, capitalized_out = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
         out = (principal_out, interest_out, fee_out, balance_out, capitalized_out)
         if n_loans == 0:
             return out
-
-        method, mode, multiple = self.method, self.rounding, self.multiple
-        balance = self.principal.copy()
+        balance: IntArray = self.principal
         first = 0
         if self.down_payment:
             # 首付: installment 1 on the drawing date, m(P/n) but at most P, no interest or fee.
             down = _round_div(self.principal, self.term * (multiple or 1), mode) * (multiple or 1)
-            down = np.minimum(down, balance)
-            principal_out[0] = down
-            balance = balance - down
-            balance_out[0] = balance
+            np.minimum(down, balance, out=principal_out[0])
+            np.subtract(balance, principal_out[0], out=balance_out[0])
+            balance = balance_out[0]
+            if method is not Method.FLAT_FEE:
+                interest_out[0] = 0
             first = 1
         grace_end = first + self.grace  # the first amortizing column of each loan
         longest_grace = first + int(self.grace.max())
@@ -441,12 +452,16 @@ class _Kernel:
                 field="grace_kind",
             )
         interest_den = RATE_SCALE * self.periods_per_year
+        scratch = np.empty(n_loans, dtype=np.int64)
 
         # The amortizing phase repays ``base`` over ``count`` periods as if a new loan (after the grace).
-        base = balance.copy()
+        base = balance
         if capitalize:
+            grown = np.empty(n_loans, dtype=np.int64)
             for col in range(first, longest_grace):
-                base = base + np.where(col < grace_end, self._interest(base, interest_den), 0)
+                _check_balance_bound(base)
+                self._interest_into(base, grown, scratch, interest_den)
+                base = base + np.where(col < grace_end, grown, 0)
         count = np.maximum(self.term - grace_end, 1)
 
         level: IntArray | None = None
@@ -460,82 +475,87 @@ class _Kernel:
             flat_fee = _round_div_even_den(self.principal * self.fee, RATE_SCALE, mode)
 
         shortest = int(self.term.min())
-        zeros = np.zeros(n_loans, dtype=np.int64)
         for col in range(first, width):
-            all_active = col < shortest
-            some_last = col >= shortest - 1
-            some_grace = col < longest_grace
-
+            interest, paid = interest_out[col], principal_out[col]
             if method is Method.FLAT_FEE:
                 assert flat_fee is not None
-                fee_out[col] = flat_fee if all_active else np.where(col < self.term, flat_fee, 0)
-                interest = zeros
+                fee_out[col] = flat_fee
             else:
-                interest = self._interest(balance, interest_den)
+                self._interest_into(balance, interest, scratch, interest_den)
 
             if method is Method.EQUAL_INSTALLMENT:
                 assert level is not None
-                paid = level - interest
-            elif method is Method.INTEREST_ONLY:
-                paid = zeros
+                np.subtract(level, interest, out=paid)
             elif constant is not None:
-                paid = constant
+                paid[:] = constant
+            elif method is Method.INTEREST_ONLY:
+                paid.fill(0)
             else:
                 assert multiple is not None
                 # m(P/n + I) − I: the installment total, not the principal, is the round multiple.
                 extra = interest if method is Method.EQUAL_PRINCIPAL else flat_fee
                 assert extra is not None
-                paid = _round_div(base + count * extra, count * multiple, mode) * multiple - extra
-            if some_last:
-                paid = np.where(col == self.term - 1, balance, paid)
-            # Rounding to a multiple can ask for less than the interest or more than the balance: clamp.
-            paid = np.clip(paid, 0, balance)
-            if some_grace:
+                paid[:] = _round_div(base + count * extra, count * multiple, mode) * multiple - extra
+            if col >= shortest - 1:
+                np.copyto(paid, balance, where=self.term - 1 == col)  # the last installment takes the rest
+            # Rounding (to a multiple, or of tiny loans) can ask for more than the balance or less than zero.
+            np.minimum(paid, balance, out=paid)
+            if multiple is not None:
+                np.maximum(paid, 0, out=paid)
+            if col < longest_grace:
                 in_grace = col < grace_end
-                paid = np.where(in_grace, 0, paid)
+                np.copyto(paid, 0, where=in_grace)
                 if capitalize:
                     # 资本化: nothing falls due; the period's interest is added to the balance.
-                    grown = np.where(in_grace, interest, 0)
-                    capitalized_out[col] = grown
-                    balance = balance + grown
-                    interest = np.where(in_grace, 0, interest)
-            if not all_active:
-                paid = np.where(col < self.term, paid, 0)
-            interest_out[col] = interest
-            principal_out[col] = paid
-            balance = balance - paid
-            balance_out[col] = balance
+                    np.copyto(capitalized_out[col], interest, where=in_grace)
+                    balance = balance + capitalized_out[col]
+                    np.copyto(interest, 0, where=in_grace)
+            if col >= shortest:
+                past = col >= self.term
+                for row in (paid, interest, fee_out[col]):
+                    np.copyto(row, 0, where=past)
+            np.subtract(balance, paid, out=balance_out[col])
+            balance = balance_out[col]
         return out
 
-    def _interest(self, balance: IntArray, den: int) -> IntArray:
-        """Period interest ``q(B × A / ppy)`` in fen, exactly (see :data:`MAX_PRINCIPAL_FEN` for the bound)."""
-        if int(balance.max(initial=0)) > MAX_PRINCIPAL_FEN:
-            raise ScheduleInvalid(
-                f"`principal_fen`: a balance grows to {int(balance.max())} fen by capitalised interest; "
-                f"expected at most {MAX_PRINCIPAL_FEN} fen",
-                field="principal_fen",
-            )
-        return _round_div_even_den(balance * self.annual, den, self.rounding)
+    def _interest_into(self, balance: IntArray, out: IntArray, scratch: IntArray, den: int) -> None:
+        """Period interest ``q(B × A / ppy)`` in fen, exactly, into ``out`` (bound: :data:`MAX_PRINCIPAL_FEN`)."""
+        np.multiply(balance, self.annual, out=scratch)
+        scratch += den // 2
+        np.floor_divide(scratch, den, out=out)  # floor(B·a/den + 1/2): half-up
+        if self.rounding is RoundingMode.HALF_EVEN:
+            # An exact tie lands on out × den == scratch; half-even then keeps the even neighbour.
+            out -= (out * den == scratch) & (out & 1 == 1)
 
     def _level_payment(self, amount: IntArray, periods: IntArray) -> IntArray:
         """等额本息 payment ``m(P r / (1 − (1 + r)^−n))`` in fen: float64, exact rationals near boundaries."""
         mode, multiple = self.rounding, self.multiple
         unit = 1 if multiple is None else multiple
-        zero_rate = self.annual == 0
         rate = self.annual / float(RATE_SCALE * self.periods_per_year)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growth = -np.expm1(-periods * np.log1p(rate))
-            exact = np.where(zero_rate, 0.0, amount * rate / growth / unit)
+        zero_rate = self.annual == 0
+        rate[zero_rate] = 1.0  # a placeholder: r = 0 loans are paid m(P / n) below, without the float
+        # 1 − (1 + r)^−n = −expm1(−n · log1p(r)): no cancellation for small r; a few ulps in all.
+        growth = np.log1p(rate)
+        growth *= -periods
+        np.expm1(growth, out=growth)
+        exact = amount * rate
+        exact /= growth
+        exact *= -1.0 / unit if unit != 1 else -1.0
+        exact[zero_rate] = 0.0
         units = np.floor(exact)
         fraction = exact - units
-        up = (fraction > 0.5) | ((fraction == 0.5) & ((mode is RoundingMode.HALF_UP) | (units % 2 == 1)))
-        payment: IntArray = ((units + up) * unit).astype(np.int64)
+        payment: IntArray = units.astype(np.int64)
+        payment += fraction > 0.5
+        # The float is within ~1e-15 (relative) of the exact payment; where that could straddle a rounding
+        # boundary (ties included), take the Decimal engine's exact rational instead.
+        fraction -= 0.5
+        np.abs(fraction, out=fraction)
+        near = np.flatnonzero((fraction <= self.tolerance * np.maximum(exact, 1.0)) & ~zero_rate)
+        if unit != 1:
+            payment *= unit
         if zero_rate.any():
             # r = 0: m(P / n), by integer division.
-            payment = np.where(zero_rate, _round_div(amount, periods * unit, mode) * unit, payment)
-        # The float is within ~1e-15 (relative) of the exact payment; where that could straddle a rounding
-        # boundary, take the Decimal engine's exact rational instead.
-        near = np.flatnonzero(~zero_rate & (np.abs(fraction - 0.5) < self.tolerance * np.maximum(exact, 1.0)))
+            payment[zero_rate] = _round_div(amount[zero_rate], periods[zero_rate] * unit, mode) * unit
         if near.size:
             payment[near] = [
                 _exact_level_payment(int(amount[i]), int(self.annual[i]), int(periods[i]), self.periods_per_year,
@@ -543,6 +563,16 @@ class _Kernel:
                 for i in near.tolist()
             ]  # fmt: skip
         return payment
+
+
+def _check_balance_bound(balance: IntArray) -> None:
+    """Capitalised interest grows balances: keep them within the int64 bound of :data:`MAX_PRINCIPAL_FEN`."""
+    if int(balance.max(initial=0)) > MAX_PRINCIPAL_FEN:
+        raise ScheduleInvalid(
+            f"`principal_fen`: a balance grows to {int(balance.max())} fen by capitalised interest; "
+            f"expected at most {MAX_PRINCIPAL_FEN} fen",
+            field="principal_fen",
+        )
 
 
 def _exact_level_payment(
@@ -714,15 +744,13 @@ def _date_array(value: Any, n_loans: int) -> DateArray:
     return out
 
 
-def _business_adjusted(dates: DateArray, calendar: BusinessCalendar, rule: BusinessDayRule) -> DateArray:
-    present = ~np.isnat(dates)
-    distinct, inverse = np.unique(dates[present], return_inverse=True)
-    moved = np.asarray(
-        [calendar.adjust(d, rule) for d in distinct.astype("datetime64[D]").tolist()], dtype="datetime64[D]"
-    )
-    out = dates.copy()
-    out[present] = moved[inverse]
-    return out
+def _business_adjusted(days: IntArray, calendar: BusinessCalendar, rule: BusinessDayRule) -> IntArray:
+    """Days (since 1970-01-01) moved by ``rule``: each day of the covered range through the calendar once."""
+    low = int(days.min())
+    span = np.arange(low, int(days.max()) + 1).astype("datetime64[D]")
+    moved = np.asarray([calendar.adjust(d, rule) for d in span.tolist()], dtype="datetime64[D]").astype(np.int64)
+    result: IntArray = moved[days - low]
+    return result
 
 
 def _merge(
