@@ -572,19 +572,18 @@ def _expected_type(fld: TapeField, mapping: TapeMapping) -> str:
 def tape_rules(
     mapping: TapeMapping,
     *,
-    as_of: date,
+    as_of: date | None,
     loaded_loan_ids: pl.Series | None = None,
     known_customer_ids: pl.Series | None = None,
 ) -> list[TapeRule]:
     """Every check, in reporting order, as vectorized expressions over :func:`convert_tape`'s output.
 
-    ``as_of`` is the tape's date, unless a row carries its own ``as_of``. ``loaded_loan_ids`` are loans
+    ``as_of`` is the tape's date, unless a row carries its own ``as_of`` (without a tape date, every row must). ``loaded_loan_ids`` are loans
     already in the book (a row repeating one is a duplicate); ``known_customer_ids``, when given, is the
     customer register every row's ``customer_id`` must be in.
     """
     c = pl.col
-    tape_date = c("as_of").fill_null(pl.lit(as_of, dtype=pl.Date))
-    # as_of is itself a tape field; a row's own date (数据日期) wins over the tape's.
+    tape_date = _tape_date(as_of)
     rules: list[TapeRule] = []
 
     for fld in TAPE_FIELDS:
@@ -599,16 +598,16 @@ def tape_rules(
             )
         )
 
-    for fld in TAPE_FIELDS:
-        if fld.required:
-            rules.append(
-                TapeRule(
-                    Reason.MISSING,
-                    fld.name,
-                    c(fld.name).is_null() & ~c(BAD + fld.name),
-                    pl.lit(f"{_label(fld.name)} is empty; every loan needs it"),
-                )
+    required = [f for f in TAPE_FIELDS if f.required or (f.name == "as_of" and as_of is None)]
+    for fld in required:
+        rules.append(
+            TapeRule(
+                Reason.MISSING,
+                fld.name,
+                c(fld.name).is_null() & ~c(BAD + fld.name),
+                pl.lit(f"{_label(fld.name)} is empty; every loan needs it"),
             )
+        )
     flat = c("method") == Method.FLAT_FEE.value
     rules.append(
         TapeRule(
@@ -910,14 +909,25 @@ POSITION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def tape_positions(accepted: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
+def _tape_date(as_of: date | None) -> pl.Expr:
+    """The date a row describes: its own ``as_of`` (数据日期) when the tape has one, else the tape's."""
+    own = pl.col("as_of")
+    return own if as_of is None else own.fill_null(pl.lit(as_of, dtype=pl.Date))
+
+
+def read_ids(values: pl.Series) -> pl.Series:
+    """Identifiers as the book keys them (e.g. a customer tape's 客户号); unreadable ones become null."""
+    return pl.select(_identifier(pl.lit(values), values.dtype).cast(ID_DTYPE)).to_series().alias(values.name)
+
+
+def tape_positions(accepted: pl.DataFrame, *, as_of: date | None) -> pl.DataFrame:
     """Each accepted loan's position on the tape's date: status, principal balance, DPD, oldest unpaid due date.
 
     A tape that gives no balance leaves it null (the ledger then keeps the schedule's); no DPD means 0
     unless an oldest unpaid due date says otherwise (DPD counts from it, 逾期天数).
     """
     c = pl.col
-    tape_date = c("as_of").fill_null(pl.lit(as_of, dtype=pl.Date))
+    tape_date = _tape_date(as_of)
     derived_dpd = pl.max_horizontal((tape_date - c("oldest_unpaid_due_on")).dt.total_days(), pl.lit(0))
     return accepted.select(
         c("loan_id"),

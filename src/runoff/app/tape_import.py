@@ -1,0 +1,661 @@
+"""Import loan tapes into a workspace (导入借据明细): read, check, load the good rows, quarantine the rest.
+
+Every row read ends up in exactly one place, and the outcome says so: ``read = loaded + quarantined``
+(plus ``held back`` under ``--strict``, see below), asserted before anything is written.
+
+* **Loaded** rows go to the book's ``loans`` table (``data/loans/part-tape-<import>.parquet``) and their
+  position on the tape's date (balance, DPD, oldest unpaid due date) to ``data/tape_positions/``; then
+  the positions go into the ledger through its bulk path (:data:`LEDGER_BULK_MODULE`).
+* **Quarantined** rows go to ``data/quarantine/part-tape-<import>.parquet``: file, content hash, row
+  number (1-based data row as in the file), column, reason code, message, every reason, and the raw row
+  as a JSON object.
+* **Strict** (``strict=True``) is all or nothing: one rejected row and no loan is loaded; the quarantine
+  report is still written so the lender can fix the tape, and the good rows are counted as held back.
+
+Idempotent: a file is known by the SHA-256 of its bytes; a file the manifest
+(``imports/manifest.json``) records as loaded is skipped, and a loan id already in the book is
+quarantined as a duplicate, so importing the same tape twice never doubles the book.
+
+Crash-safe: everything is written under ``imports/staging/<import>/`` first; a ``plan.json`` written
+last in staging marks the import ready; commit renames each staged file into ``data/`` (atomic on
+one file system), loads the ledger, and writes the manifest last. An error during commit moves the
+files back, so the workspace is as it was; a hard crash leaves a staging folder that the next import
+(or :func:`recover_imports`) rolls back (no plan yet) or forward (plan written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from runoff.errors import Conflict
+from runoff.portfolio.tape import (
+    ROW,
+    TapeCheck,
+    TapeInvalid,
+    TapeMapping,
+    book_loans,
+    check_tape,
+    convert_tape,
+    quarantine_rows,
+    read_ids,
+    tape_positions,
+    tape_rules,
+)
+
+IMPORTS_DIR = "imports"
+MANIFEST = "manifest.json"
+PLAN = "plan.json"
+LOANS_TABLE = "loans"
+CUSTOMERS_TABLE = "customers"
+POSITIONS_TABLE = "tape_positions"
+QUARANTINE_TABLE = "quarantine"
+LEDGER_BULK_MODULE = "runoff.store.ledger.bulk"
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "import_id": pl.String(),
+    "file": pl.String(),
+    "file_sha256": pl.String(),
+    ROW: pl.Int64(),
+    "column": pl.String(),
+    "reason": pl.String(),
+    "message": pl.String(),
+    "reasons": pl.List(pl.String()),
+    "raw": pl.String(),
+}
+"""The quarantine table: one row per rejected tape row, with the first reason and all of them."""
+
+TAPE_SUFFIXES = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+}
+
+
+# --- reading tapes ---------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes: the identity of a tape for idempotent imports."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_tape(path: Path, mapping: TapeMapping) -> pl.DataFrame:
+    """A tape's rows as given (CSV as text, Parquet and Excel cells as typed), one row per data row of the file.
+
+    Nothing is dropped or coerced here: a line with more fields than the header is an error naming the
+    file, not a silently truncated row; blank lines stay (they are rows, and fail the required-field check).
+    """
+    kind = TAPE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise TapeInvalid(
+            f"{path}: {path.suffix or 'no extension'} is not a tape format; expected "
+            + ", ".join(sorted(TAPE_SUFFIXES)),
+            field="file",
+        )
+    if not path.is_file():
+        raise TapeInvalid(f"{path}: no such file", field="file")
+    try:
+        if kind == "csv":
+            frame = _read_csv(path, mapping)
+        elif kind == "parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = _read_excel(path, mapping)
+    except TapeInvalid:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TapeInvalid(f"{path}: cannot be read as {kind}: {first}", field="file") from None
+    return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
+
+
+def _read_csv(path: Path, mapping: TapeMapping) -> pl.DataFrame:
+    separator = "\t" if path.suffix.lower() == ".tsv" and mapping.separator == "," else mapping.separator
+    encoding = mapping.encoding.lower().replace("_", "-")
+    source: Path | io.BytesIO = path
+    if encoding not in ("utf-8", "utf8"):
+        # Polars reads UTF-8 only; GBK/GB18030 tapes (common from Chinese core systems) are transcoded first.
+        source = io.BytesIO(path.read_bytes().decode(mapping.encoding).encode("utf-8"))
+    return pl.read_csv(source, infer_schema=False, separator=separator, raise_if_empty=False)
+
+
+def _cell_text(value: Any) -> str | None:
+    """An Excel cell as text: dates ISO, whole floats without ``.0`` (Excel stores every number as a float)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _read_excel(path: Path, mapping: TapeMapping) -> pl.DataFrame:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        if mapping.sheet is not None:
+            if mapping.sheet not in book.sheetnames:
+                raise TapeInvalid(
+                    f"{path}: no sheet {mapping.sheet!r}; its sheets are {', '.join(book.sheetnames)}", field="sheet"
+                )
+            sheet = book[mapping.sheet]
+        else:
+            sheet = book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header_cells = next(rows, None)
+        if header_cells is None:
+            return pl.DataFrame()
+        header = _unique_headers([_cell_text(h) for h in header_cells])
+        width = len(header)
+        columns: list[list[str | None]] = [[] for _ in header]
+        last_filled = 0
+        for n, cells in enumerate(rows, start=1):
+            texts = [_cell_text(v) for v in cells]
+            if any(t is not None for t in texts[width:]):
+                raise TapeInvalid(
+                    f"{path}: data row {n} has values beyond the header's last column ({header[-1]!r})", field="file"
+                )
+            texts = (texts + [None] * width)[:width]
+            if any(t is not None for t in texts):
+                last_filled = n
+            for col, text in zip(columns, texts, strict=True):
+                col.append(text)
+    finally:
+        book.close()
+    # Blank rows inside the sheet are rows (their numbers must match the sheet); trailing ones are formatting.
+    return pl.DataFrame(
+        {h: col[:last_filled] for h, col in zip(header, columns, strict=True)}, schema=dict.fromkeys(header, pl.String)
+    )
+
+
+def _unique_headers(cells: Sequence[str | None]) -> list[str]:
+    seen: Counter[str] = Counter()
+    out = []
+    for i, cell in enumerate(cells, start=1):
+        name = (cell or f"column_{i}").strip()
+        seen[name] += 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+# --- the workspace side ----------------------------------------------------------------------------------------
+
+
+def _table_files(root: Path, table: str) -> list[Path]:
+    return sorted((root / "data" / table).glob("part-*.parquet"))
+
+
+def _table_column(root: Path, table: str, column: str) -> pl.Series | None:
+    """One column of a workspace table, or None when the table has no rows yet."""
+    files = _table_files(root, table)
+    if not files:
+        return None
+    return pl.scan_parquet(files).select(column).collect().get_column(column)
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The workspace's import manifest: every committed import with its files and counts."""
+    path = root / IMPORTS_DIR / MANIFEST
+    if not path.exists():
+        return {"version": 1, "imports": []}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _loaded_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """sha256 → the manifest's record of that file, for files whose rows were loaded."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in manifest["imports"]:
+        if entry.get("status") != "loaded":
+            continue
+        for f in entry["files"]:
+            out[f["sha256"]] = {**f, "import_id": entry["import_id"]}
+    return out
+
+
+@contextlib.contextmanager
+def _import_lock(root: Path) -> Iterator[None]:
+    """One import at a time per workspace; the OS drops the lock if the process dies."""
+    lock_dir = root / IMPORTS_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / ".lock").open("a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock
+            yield
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(f"another import is running in the workspace {root}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# --- outcome ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What happened to one file: where each of its rows went."""
+
+    file: str
+    sha256: str
+    read: int
+    loaded: int
+    quarantined: int
+    held_back: int = 0
+    already_imported: str | None = None  # the import that loaded this very file before
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """The outcome of one ``runoff import``: per file and in total, ``read = loaded + quarantined + held_back``."""
+
+    import_id: str | None
+    as_of: date | None
+    strict: bool
+    files: tuple[FileOutcome, ...]
+    written: bool  # something was committed to the workspace (loans or a quarantine report)
+    ledger: str  # loaded | pending (bulk path not available) | skipped (nothing to load)
+    quarantine_file: str | None
+
+    @property
+    def read(self) -> int:
+        return sum(f.read for f in self.files if f.already_imported is None)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files if f.already_imported is None)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files if f.already_imported is None)
+
+    @property
+    def held_back(self) -> int:
+        return sum(f.held_back for f in self.files if f.already_imported is None)
+
+    @property
+    def rejected(self) -> bool:
+        return self.quarantined > 0
+
+    def reasons(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for f in self.files:
+            if f.already_imported is None:
+                total.update(f.reasons)
+        return dict(total.most_common())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "strict": self.strict,
+            "read": self.read,
+            "loaded": self.loaded,
+            "quarantined": self.quarantined,
+            "held_back": self.held_back,
+            "written": self.written,
+            "ledger": self.ledger,
+            "quarantine_file": self.quarantine_file,
+            "reasons": self.reasons(),
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+def _balanced(outcome: FileOutcome) -> FileOutcome:
+    if outcome.read != outcome.loaded + outcome.quarantined + outcome.held_back:
+        raise AssertionError(
+            f"{outcome.file}: read {outcome.read} != loaded {outcome.loaded} + quarantined {outcome.quarantined}"
+            f" + held back {outcome.held_back}"
+        )
+    return outcome
+
+
+# --- ledger integration point ----------------------------------------------------------------------------------
+
+PositionLoader = Callable[[pl.DataFrame, pl.DataFrame], int]
+"""Loads (loans, positions) into the ledger and returns the number of loans it added; must skip loans it
+already holds, so that rolling a crashed import forward is safe."""
+
+
+def ledger_position_loader() -> PositionLoader | None:
+    """The ledger's bulk path (COPY on PostgreSQL) when :data:`LEDGER_BULK_MODULE` provides it, else None.
+
+    INTEGRATION POINT: the ledger's bulk loader is looked up here, in one place.
+    """
+    return None
+
+
+# --- staging and commit ----------------------------------------------------------------------------------------
+
+
+def _staging_root(root: Path) -> Path:
+    return root / IMPORTS_DIR / "staging"
+
+
+@dataclass
+class ImportPlan:
+    """A staged import: files written under staging, the moves that publish them and the manifest entry."""
+
+    root: Path
+    import_id: str
+    moves: list[tuple[str, str]]  # (staged path, target path), relative to the workspace root
+    entry: dict[str, Any]
+    ledger_needed: bool
+
+    @property
+    def stage(self) -> Path:
+        return _staging_root(self.root) / self.import_id
+
+    def write(self) -> None:
+        """Mark the staged import ready to commit (the last write in staging)."""
+        data = {
+            "import_id": self.import_id,
+            "moves": self.moves,
+            "entry": self.entry,
+            "ledger_needed": self.ledger_needed,
+        }
+        _write_json_atomically(self.stage / PLAN, data)
+
+    @classmethod
+    def read(cls, root: Path, stage: Path) -> ImportPlan:
+        data = json.loads((stage / PLAN).read_text(encoding="utf-8"))
+        return cls(
+            root=root,
+            import_id=data["import_id"],
+            moves=[(a, b) for a, b in data["moves"]],
+            entry=data["entry"],
+            ledger_needed=data["ledger_needed"],
+        )
+
+    def commit(self, loader: PositionLoader | None) -> str:
+        """Publish the staged files, load the ledger, then record the import; undo the moves on any error."""
+        done: list[tuple[Path, Path]] = []
+        try:
+            for staged_rel, target_rel in self.moves:
+                staged, target = self.root / staged_rel, self.root / target_rel
+                if not staged.exists() and target.exists():
+                    continue  # moved before a crash: rolling forward
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+                done.append((staged, target))
+            ledger = self._load_ledger(loader)
+            manifest = read_manifest(self.root)
+            if not any(e["import_id"] == self.import_id for e in manifest["imports"]):
+                manifest["imports"].append({**self.entry, "ledger": ledger})
+                _write_json_atomically(self.root / IMPORTS_DIR / MANIFEST, manifest)
+        except BaseException:
+            for staged, target in reversed(done):
+                with contextlib.suppress(OSError):
+                    os.replace(target, staged)
+            with contextlib.suppress(OSError):
+                (self.stage / PLAN).unlink()
+            raise
+        shutil.rmtree(self.stage, ignore_errors=True)
+        return ledger
+
+    def _load_ledger(self, loader: PositionLoader | None) -> str:
+        if not self.ledger_needed:
+            return "skipped"
+        if loader is None:
+            return "pending"
+        loans = pl.read_parquet(self.root / self._target(LOANS_TABLE))
+        positions = pl.read_parquet(self.root / self._target(POSITIONS_TABLE))
+        loader(loans, positions)
+        return "loaded"
+
+    def _target(self, table: str) -> str:
+        for _, target in self.moves:
+            if target.startswith(f"data/{table}/"):
+                return target
+        raise KeyError(table)
+
+
+def recover_imports(root: Path, *, loader: PositionLoader | None = None) -> list[tuple[str, str]]:
+    """Finish or undo imports a crash interrupted: with a plan, roll forward; without, delete the staging.
+
+    Returns (import id, "rolled forward" | "rolled back") for each.
+    """
+    out: list[tuple[str, str]] = []
+    staging = _staging_root(root)
+    if not staging.exists():
+        return out
+    for stage in sorted(p for p in staging.iterdir() if p.is_dir()):
+        if (stage / PLAN).exists():
+            ImportPlan.read(root, stage).commit(loader)
+            out.append((stage.name, "rolled forward"))
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+            out.append((stage.name, "rolled back"))
+    return out
+
+
+# --- the use case ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    path: Path
+    sha256: str
+    raw: pl.DataFrame
+    check: TapeCheck
+
+
+def import_tapes(
+    files: Sequence[Path],
+    *,
+    workspace: Path,
+    mapping: TapeMapping,
+    as_of: date | None = None,
+    strict: bool = False,
+    customers: Sequence[Path] = (),
+    loader: PositionLoader | None = None,
+    imported_at: datetime,
+) -> ImportOutcome:
+    """Import loan tapes into the workspace at ``workspace`` (see the module docstring for what goes where).
+
+    ``as_of`` is the tape's date (else the mapping's ``as_of``, else each row's mapped ``as_of`` column);
+    ``customers`` are customer tapes (a ``customer_id`` column) whose ids, with the workspace's
+    ``customers`` table, form the register loans must refer to; ``loader`` loads the ledger (default: the
+    ledger's bulk path when available); ``imported_at`` comes from the app's one clock.
+    """
+    root = workspace
+    if not files:
+        raise TapeInvalid("no tape given; name one or more CSV, Parquet or Excel files", field="file")
+    tape_date = as_of or mapping.as_of
+    with _import_lock(root):
+        recover_imports(root, loader=loader)
+        already = _loaded_files(read_manifest(root))
+        loaded_ids = _table_column(root, LOANS_TABLE, "loan_id")
+        register = _customer_register(root, customers, mapping)
+
+        checked: list[_Checked] = []
+        skipped: list[FileOutcome] = []
+        seen_hashes: set[str] = set()
+        for path in files:
+            sha = file_sha256(path)
+            if sha in already:
+                prior = already[sha]
+                skipped.append(
+                    FileOutcome(
+                        file=str(path),
+                        sha256=sha,
+                        read=prior["read"],
+                        loaded=prior["loaded"],
+                        quarantined=prior["quarantined"],
+                        already_imported=prior["import_id"],
+                    )
+                )
+                continue
+            if sha in seen_hashes:
+                raise TapeInvalid(f"{path}: the same file is named twice in this import", field="file")
+            seen_hashes.add(sha)
+            raw = read_tape(path, mapping)
+            converted = convert_tape(raw, mapping, file=str(path))
+            if (
+                tape_date is None
+                and converted.get_column("as_of").null_count() == converted.height
+                and converted.height
+            ):
+                raise TapeInvalid(
+                    f"{path}: the tape's date is unknown; give --as-of YYYY-MM-DD, `as_of:` in the mapping, "
+                    "or map a 数据日期 column to `as_of`",
+                    field="as_of",
+                )
+            ids_so_far = _concat_ids(loaded_ids, [c.check.accepted.get_column("loan_id") for c in checked])
+            rules = tape_rules(mapping, as_of=tape_date, loaded_loan_ids=ids_so_far, known_customer_ids=register)
+            checked.append(_Checked(path, sha, raw, check_tape(converted, rules)))
+
+        if not checked:
+            return ImportOutcome(
+                import_id=None,
+                as_of=tape_date,
+                strict=strict,
+                files=tuple(skipped),
+                written=False,
+                ledger="skipped",
+                quarantine_file=None,
+            )
+        import_id = hashlib.sha256("|".join(c.sha256 for c in checked).encode()).hexdigest()[:16]
+        rejected_any = any(c.check.quarantined for c in checked)
+        hold = strict and rejected_any
+        outcomes = [
+            _balanced(
+                FileOutcome(
+                    file=str(c.path),
+                    sha256=c.sha256,
+                    read=c.check.read,
+                    loaded=0 if hold else c.check.loaded,
+                    quarantined=c.check.quarantined,
+                    held_back=c.check.loaded if hold else 0,
+                    reasons=dict(Counter(c.check.rejected.get_column("reason").to_list()).most_common()),
+                )
+            )
+            for c in checked
+        ]
+        plan = _stage(root, import_id, checked, outcomes, hold=hold, tape_date=tape_date, imported_at=imported_at)
+        ledger = plan.commit(loader if loader is not None else ledger_position_loader())
+        quarantine_target = next((t for _, t in plan.moves if t.startswith(f"data/{QUARANTINE_TABLE}/")), None)
+        return ImportOutcome(
+            import_id=import_id,
+            as_of=tape_date,
+            strict=strict,
+            files=tuple(outcomes + skipped),
+            written=True,
+            ledger=ledger,
+            quarantine_file=quarantine_target,
+        )
+
+
+def _concat_ids(loaded: pl.Series | None, accepted: list[pl.Series]) -> pl.Series | None:
+    parts = ([loaded] if loaded is not None else []) + accepted
+    return pl.concat(parts) if parts else None
+
+
+def _customer_register(root: Path, customers: Sequence[Path], mapping: TapeMapping) -> pl.Series | None:
+    """Customer ids loans must refer to: the workspace's customers table and any customer tapes given."""
+    parts: list[pl.Series] = []
+    in_book = _table_column(root, CUSTOMERS_TABLE, "customer_id")
+    if in_book is not None:
+        parts.append(in_book)
+    for path in customers:
+        raw = read_tape(path, mapping)
+        source = mapping.source_of("customer_id", raw.columns)
+        if source is None:
+            raise TapeInvalid(f"{path}: no customer_id column in this customer tape", field="customer_id")
+        parts.append(read_ids(raw.get_column(source)).drop_nulls())
+    return pl.concat(parts) if parts else None
+
+
+def _stage(
+    root: Path,
+    import_id: str,
+    checked: Sequence[_Checked],
+    outcomes: Sequence[FileOutcome],
+    *,
+    hold: bool,
+    tape_date: date | None,
+    imported_at: datetime,
+) -> ImportPlan:
+    """Write the import's files under staging and the plan that publishes them."""
+    stage = _staging_root(root) / import_id
+    shutil.rmtree(stage, ignore_errors=True)
+    part = f"part-tape-{import_id}.parquet"
+    moves: list[tuple[str, str]] = []
+
+    def put(table: str, frame: pl.DataFrame) -> None:
+        rel = f"data/{table}/{part}"
+        target = stage / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(target)
+        moves.append((str(target.relative_to(root)), rel))
+
+    loaded = not hold and any(c.check.loaded for c in checked)
+    if loaded:
+        accepted = pl.concat([c.check.accepted for c in checked if c.check.loaded])
+        put(LOANS_TABLE, book_loans(accepted))
+        put(POSITIONS_TABLE, tape_positions(accepted, as_of=tape_date))
+    quarantine = [_quarantine(c, import_id) for c in checked if c.check.quarantined]
+    if quarantine:
+        put(QUARANTINE_TABLE, pl.concat(quarantine))
+    entry = {
+        "import_id": import_id,
+        "imported_at": imported_at.isoformat(),
+        "as_of": tape_date.isoformat() if tape_date else None,
+        "status": "rejected" if hold else "loaded",
+        "files": [{k: v for k, v in asdict(o).items() if k != "already_imported"} for o in outcomes],
+        "parts": [t for _, t in moves],
+    }
+    plan = ImportPlan(root=root, import_id=import_id, moves=moves, entry=entry, ledger_needed=loaded)
+    plan.write()
+    return plan
+
+
+def _quarantine(c: _Checked, import_id: str) -> pl.DataFrame:
+    rows = quarantine_rows(c.raw, c.check.rejected)
+    return rows.with_columns(
+        pl.lit(import_id).alias("import_id"), pl.lit(str(c.path)).alias("file"), pl.lit(c.sha256).alias("file_sha256")
+    ).select([pl.col(n).cast(t) for n, t in QUARANTINE_SCHEMA.items()])
