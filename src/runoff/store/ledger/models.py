@@ -73,6 +73,13 @@ class PaymentStatus(StrEnum):
     REVERSED = "reversed"
 
 
+class AllocationSource(StrEnum):
+    """What funded an allocation."""
+
+    PAYMENT = "payment"
+    CREDIT = "credit"  # the loan's credit balance (溢缴款), spent when installments fall due
+
+
 class AllocationComponent(StrEnum):
     """Where a cent of a payment went: an installment's component, or the customer's credit balance."""
 
@@ -118,6 +125,8 @@ class EntryKind(StrEnum):
     DISBURSEMENT = "disbursement"  # 放款: Dr loans_receivable, Cr cash_clearing
     OPENING = "opening"  # amounts repaid before the ledger's history (imported books)
     PAYMENT = "payment"  # 还款
+    CREDIT_APPLIED = "credit_applied"  # credit balance spent on installments: Dr customer_credit
+    CAPITALIZATION = "capitalization"  # interest added to principal in a capitalising grace period
     PENALTY_ACCRUAL = "penalty_accrual"  # daily close: Dr penalty_receivable, Cr penalty_income
     WAIVER = "waiver"  # residual sweep, penalty waiver
     RESCHEDULE = "reschedule"  # haircut or capitalisation when a new schedule version goes live
@@ -204,13 +213,19 @@ loans = Table(
     _fen("penalty_charged_fen"),  # lifetime penalty charged, checked against the cap
     _fen("penalty_cap_fen", nullable=True, default=None),  # product cap × principal; NULL: no cap
     Column("last_closed_on", Date),  # as_of of the last daily close that processed this loan
+    # Penalties of the live installments are accrued for every day before this date (exclusive);
+    # moved forward by the daily close and by payment posting.
+    Column("penalty_accrued_until", Date),
     Column("last_value_date", Date),  # latest value date of a posted payment
+    # Earliest value date of a backdated payment (before penalty_accrued_until) not yet reposted.
+    Column("repost_from", Date),
     _at("created_at"),
     _at("updated_at"),
     ForeignKeyConstraint(["product_id", "product_version"], ["products.id", "products.version"]),
     CheckConstraint("status IN ('open', 'closed', 'charged-off')", name="status"),
     CheckConstraint("principal_fen > 0", name="principal_positive"),
     Index("ix_loans_status_oldest_unpaid", "status", "oldest_unpaid_due_date"),
+    Index("ix_loans_repost_from", "repost_from"),
     Index("ix_loans_customer_id", "customer_id"),
     Index("ix_loans_account_id", "account_id"),
 )
@@ -281,6 +296,7 @@ payments = Table(
     _fen("credited_fen"),  # part held as customer credit
     _fen("prepaid_principal_fen"),  # part prepaying principal not yet due
     _fen("waived_fen"),  # residual swept when this payment closed the loan
+    _fen("penalty_charged_fen"),  # penalty accrued to the value date when it was posted
     _at("reversed_at", nullable=True),
     Column("reversal_reason", String(200)),
     CheckConstraint("amount_fen > 0", name="amount_positive"),
@@ -292,9 +308,12 @@ allocations = Table(
     "allocations",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    # What funded it: a payment (payment_id set), or the loan's credit balance (payment_id NULL).
+    Column("source", String(8), nullable=False, server_default=AllocationSource.PAYMENT.value),
+    Column("payment_id", BigInteger, ForeignKey("payments.id")),
     Column("loan_id", String(64), ForeignKey("loans.id"), nullable=False),
     Column("schedule_version", Integer, nullable=False),
+    Column("value_date", Date, nullable=False),
     Column("installment_number", Integer),  # NULL for credit
     Column("component", String(16), nullable=False),
     _fen("amount_fen", default=None),
@@ -302,6 +321,9 @@ allocations = Table(
     Column("reversal_ref", String(128)),  # what reversed it (a repost run, a payment reversal)
     CheckConstraint("amount_fen > 0", name="amount_positive"),
     CheckConstraint("component IN ('penalty', 'fee', 'interest', 'principal', 'credit')", name="component"),
+    CheckConstraint(
+        "(source = 'payment' AND payment_id IS NOT NULL) OR (source = 'credit' AND payment_id IS NULL)", name="source"
+    ),
     Index("ix_allocations_payment_id", "payment_id"),
     Index("ix_allocations_loan_version", "loan_id", "schedule_version"),
 )

@@ -127,7 +127,9 @@ def upgrade() -> None:
         _fen("penalty_charged_fen"),
         _fen("penalty_cap_fen", nullable=True, default=None),
         sa.Column("last_closed_on", sa.Date()),
+        sa.Column("penalty_accrued_until", sa.Date()),
         sa.Column("last_value_date", sa.Date()),
+        sa.Column("repost_from", sa.Date()),
         _at("created_at"),
         _at("updated_at"),
         sa.CheckConstraint("status IN ('open', 'closed', 'charged-off')", name=op.f("ck_loans_status")),
@@ -144,6 +146,7 @@ def upgrade() -> None:
     op.create_index("ix_loans_account_id", "loans", ["account_id"])
     op.create_index("ix_loans_customer_id", "loans", ["customer_id"])
     op.create_index("ix_loans_status_oldest_unpaid", "loans", ["status", "oldest_unpaid_due_date"])
+    op.create_index("ix_loans_repost_from", "loans", ["repost_from"])
 
     op.create_table(
         "schedule_versions",
@@ -221,6 +224,7 @@ def upgrade() -> None:
         _fen("credited_fen"),
         _fen("prepaid_principal_fen"),
         _fen("waived_fen"),
+        _fen("penalty_charged_fen"),
         _at("reversed_at", nullable=True),
         sa.Column("reversal_reason", sa.String(200)),
         sa.CheckConstraint("status IN ('posted', 'reversed')", name=op.f("ck_payments_status")),
@@ -234,9 +238,11 @@ def upgrade() -> None:
     op.create_table(
         "allocations",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
-        sa.Column("payment_id", sa.BigInteger(), nullable=False),
+        sa.Column("source", sa.String(8), server_default="payment", nullable=False),
+        sa.Column("payment_id", sa.BigInteger()),
         sa.Column("loan_id", sa.String(64), nullable=False),
         sa.Column("schedule_version", sa.Integer(), nullable=False),
+        sa.Column("value_date", sa.Date(), nullable=False),
         sa.Column("installment_number", sa.Integer()),
         sa.Column("component", sa.String(16), nullable=False),
         _fen("amount_fen", default=None),
@@ -246,6 +252,10 @@ def upgrade() -> None:
             "component IN ('penalty', 'fee', 'interest', 'principal', 'credit')", name=op.f("ck_allocations_component")
         ),
         sa.CheckConstraint("amount_fen > 0", name=op.f("ck_allocations_amount_positive")),
+        sa.CheckConstraint(
+            "(source = 'payment' AND payment_id IS NOT NULL) OR (source = 'credit' AND payment_id IS NULL)",
+            name=op.f("ck_allocations_source"),
+        ),
         sa.ForeignKeyConstraint(["loan_id"], ["loans.id"], name=op.f("fk_allocations_loan_id_loans")),
         sa.ForeignKeyConstraint(["payment_id"], ["payments.id"], name=op.f("fk_allocations_payment_id_payments")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_allocations")),

@@ -1,0 +1,568 @@
+"""Reading and writing the ledger's rows for the use cases, in sets: a chunk of loans is one query, not one each.
+
+Rows come back as small frozen records in integer fen; :meth:`LedgerRepository.positions` turns
+them into servicing's :class:`~runoff.servicing.position.LoanPosition` (Decimal), with every
+payment's value date, so allocation, penalties and quotes run on exactly what the ledger holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Self
+
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, tuple_, update
+
+from runoff.errors import InvalidInput, NotFound
+from runoff.money import from_minor, to_minor
+from runoff.servicing.position import DatedPayment, InstallmentPosition, LoanPosition
+from runoff.servicing.product import Component, Product
+from runoff.servicing.schedule import Schedule
+from runoff.store.ledger.models import (
+    AllocationSource,
+    allocations,
+    audit_log,
+    installments,
+    loans,
+    payments,
+    products,
+    schedule_versions,
+)
+
+PPB = Decimal(1_000_000_000)
+
+
+class ProductCache:
+    """Validated products by (id, version); a version never changes once stored, so caching is safe."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, int], Product] = {}
+
+    def get(self, key: tuple[str, int]) -> Product | None:
+        return self._by_key.get(key)
+
+    def put(self, key: tuple[str, int], product: Product) -> None:
+        self._by_key[key] = product
+
+
+def _record(cls: Any, row: RowMapping) -> Any:
+    return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class LoanRecord:
+    """A row of ``loans``."""
+
+    id: str
+    customer_id: str | None
+    account_id: str | None
+    product_id: str
+    product_version: int
+    principal_fen: int
+    start_date: date
+    term: int
+    schedule_version: int
+    status: str
+    closed_on: date | None
+    close_reason: str | None
+    credit_balance_fen: int
+    outstanding_principal_fen: int
+    opening_principal_paid_fen: int
+    oldest_unpaid_due_date: date | None
+    dpd: int
+    bucket: str
+    overdue_principal_fen: int
+    overdue_amount_fen: int
+    penalty_charged_fen: int
+    penalty_cap_fen: int | None
+    last_closed_on: date | None
+    penalty_accrued_until: date | None
+    last_value_date: date | None
+    repost_from: date | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Self:
+        rec: Self = _record(cls, row)
+        return rec
+
+
+@dataclass(frozen=True, slots=True)
+class InstallmentRecord:
+    """A row of ``installments`` (one installment of one schedule version)."""
+
+    loan_id: str
+    schedule_version: int
+    number: int
+    due_date: date
+    accrual_start: date | None
+    principal_due_fen: int
+    interest_due_fen: int
+    fee_due_fen: int
+    principal_paid_fen: int
+    interest_paid_fen: int
+    fee_paid_fen: int
+    principal_waived_fen: int
+    interest_waived_fen: int
+    fee_waived_fen: int
+    penalty_accrued_fen: int
+    penalty_paid_fen: int
+    penalty_waived_fen: int
+    settled_on: date | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Self:
+        rec: Self = _record(cls, row)
+        return rec
+
+    def position(self, dated: Sequence[DatedPayment] = ()) -> InstallmentPosition:
+        """Servicing's view: amounts waived are taken off what is due."""
+        return InstallmentPosition(
+            number=self.number,
+            due_date=self.due_date,
+            principal_due=from_minor(self.principal_due_fen - self.principal_waived_fen),
+            interest_due=from_minor(self.interest_due_fen - self.interest_waived_fen),
+            fee_due=from_minor(self.fee_due_fen - self.fee_waived_fen),
+            principal_paid=from_minor(self.principal_paid_fen),
+            interest_paid=from_minor(self.interest_paid_fen),
+            fee_paid=from_minor(self.fee_paid_fen),
+            penalty_accrued=from_minor(self.penalty_accrued_fen),
+            penalty_paid=from_minor(self.penalty_paid_fen),
+            penalty_waived=from_minor(self.penalty_waived_fen),
+            accrual_start=self.accrual_start,
+            dated_payments=tuple(dated),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleVersionRecord:
+    """A row of ``schedule_versions``."""
+
+    loan_id: str
+    version: int
+    reason: str
+    created_at: datetime
+    created_by: str
+    archived_at: datetime | None
+    reversed_at: datetime | None
+    idempotency_key: str | None
+    parent_version: int | None
+    principal_fen: int
+    start_date: date
+    term: int
+    method: str
+    annual_rate: str | None
+    fee_rate: str | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Self:
+        rec: Self = _record(cls, row)
+        return rec
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A row of ``payments``."""
+
+    id: int
+    loan_id: str
+    amount_fen: int
+    value_date: date
+    received_at: datetime
+    idempotency_key: str
+    status: str
+    actor: str
+    schedule_version: int
+    credited_fen: int
+    prepaid_principal_fen: int
+    waived_fen: int
+    penalty_charged_fen: int
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Self:
+        rec: Self = _record(cls, row)
+        return rec
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRecord:
+    """A row of ``allocations``."""
+
+    payment_id: int | None
+    loan_id: str
+    schedule_version: int
+    value_date: date
+    installment_number: int | None
+    component: str
+    amount_fen: int
+    source: str
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Self:
+        rec: Self = _record(cls, row)
+        return rec
+
+
+def product_digest(product: Product) -> str:
+    """sha256 of the product's canonical JSON: the same terms always get the same version."""
+    body = json.dumps(product.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def rate_ppb(rate: Decimal, *, field: str) -> int:
+    """A rate as an exact integer in parts per billion (the daily close accrues in integers)."""
+    scaled = rate * PPB
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(f"`{field}`: {rate} has more than 9 decimals; the ledger stores rates to 1e-9", field=field)
+    return int(scaled)
+
+
+def _chunks(items: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class LedgerRepository:
+    """Set-based reads and writes on one connection (inside a unit of work's transaction)."""
+
+    def __init__(self, conn: Connection, *, products: ProductCache | None = None) -> None:
+        self.conn = conn
+        self._products = products if products is not None else ProductCache()
+
+    # --- products ------------------------------------------------------------------------------------------------
+
+    def register_product(self, product: Product, *, now: datetime) -> int:
+        """The stored version of ``product``: an existing one with the same terms, else a new version."""
+        digest = product_digest(product)
+        found = self.conn.execute(
+            select(products.c.version).where(products.c.id == product.id, products.c.digest == digest)
+        ).scalar_one_or_none()
+        if found is not None:
+            self._products.put((product.id, int(found)), product)
+            return int(found)
+        latest = self.conn.execute(
+            select(func.coalesce(func.max(products.c.version), 0)).where(products.c.id == product.id)
+        ).scalar_one()
+        version = int(latest) + 1
+        penalty = product.penalty
+        self.conn.execute(
+            insert(products).values(
+                id=product.id,
+                version=version,
+                digest=digest,
+                body=product.model_dump(mode="json"),
+                method=product.method.value,
+                penalty_base=penalty.base.value,
+                penalty_daily_rate_ppb=rate_ppb(penalty.daily_rate, field="penalty.daily_rate"),
+                penalty_grace_days=penalty.grace_days,
+                penalty_cap_ppb=(
+                    None
+                    if penalty.cap_rate_of_principal is None
+                    else rate_ppb(penalty.cap_rate_of_principal, field="penalty.cap_rate_of_principal")
+                ),
+                residual_tolerance_fen=to_minor(product.residual_tolerance),
+                rounding_mode=product.rounding.mode.value,
+                created_at=now,
+            )
+        )
+        self._products.put((product.id, version), product)
+        return version
+
+    def product(self, product_id: str, version: int) -> Product:
+        cached = self._products.get((product_id, version))
+        if cached is not None:
+            return cached
+        body = self.conn.execute(
+            select(products.c.body).where(products.c.id == product_id, products.c.version == version)
+        ).scalar_one_or_none()
+        if body is None:
+            raise NotFound(f"product {product_id!r} version {version} is not in the ledger", field="product")
+        product = Product.model_validate(body)
+        self._products.put((product_id, version), product)
+        return product
+
+    # --- loans ---------------------------------------------------------------------------------------------------
+
+    def loan(self, loan_id: str, *, lock: bool = False) -> LoanRecord | None:
+        return self.loans([loan_id], lock=lock).get(loan_id)
+
+    def loans(self, loan_ids: Iterable[str], *, lock: bool = False) -> dict[str, LoanRecord]:
+        """Loans by id; ``lock`` takes their row locks (PostgreSQL ``FOR UPDATE``, in id order against deadlocks)."""
+        ids = sorted(set(loan_ids))
+        out: dict[str, LoanRecord] = {}
+        for chunk in _chunks(ids):
+            query = select(loans).where(loans.c.id.in_(chunk)).order_by(loans.c.id)
+            if lock:
+                query = query.with_for_update()
+            for row in self.conn.execute(query).mappings():
+                out[row["id"]] = LoanRecord.from_row(row)
+        return out
+
+    def require_loan(self, loan_id: str, *, lock: bool = False) -> LoanRecord:
+        found = self.loan(loan_id, lock=lock)
+        if found is None:
+            raise NotFound(f"`loan`: no loan {loan_id!r} in the ledger", field="loan")
+        return found
+
+    def insert_loan(self, values: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(loans).values(**values))
+
+    def update_loans(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Update loans by id; every row must carry the same columns (``id`` plus the ones to set)."""
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c != "id"]
+        stmt = update(loans).where(loans.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in columns})
+        self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+    # --- schedule versions and installments ----------------------------------------------------------------------
+
+    def schedule_version(self, loan_id: str, version: int) -> ScheduleVersionRecord | None:
+        row = (
+            self.conn.execute(
+                select(schedule_versions).where(
+                    schedule_versions.c.loan_id == loan_id, schedule_versions.c.version == version
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else ScheduleVersionRecord.from_row(row)
+
+    def schedule_versions_of(self, loan_id: str) -> list[ScheduleVersionRecord]:
+        rows = self.conn.execute(
+            select(schedule_versions)
+            .where(schedule_versions.c.loan_id == loan_id)
+            .order_by(schedule_versions.c.version)
+        ).mappings()
+        return [ScheduleVersionRecord.from_row(r) for r in rows]
+
+    def schedule_version_by_key(self, key: str) -> ScheduleVersionRecord | None:
+        row = (
+            self.conn.execute(select(schedule_versions).where(schedule_versions.c.idempotency_key == key))
+            .mappings()
+            .first()
+        )
+        return None if row is None else ScheduleVersionRecord.from_row(row)
+
+    def live_versions(self, loan_ids: Iterable[str]) -> dict[str, ScheduleVersionRecord]:
+        """The live schedule version of each loan."""
+        ids = sorted(set(loan_ids))
+        out: dict[str, ScheduleVersionRecord] = {}
+        for chunk in _chunks(ids):
+            query = (
+                select(schedule_versions)
+                .join(
+                    loans,
+                    (loans.c.id == schedule_versions.c.loan_id)
+                    & (loans.c.schedule_version == schedule_versions.c.version),
+                )
+                .where(loans.c.id.in_(chunk))
+            )
+            for row in self.conn.execute(query).mappings():
+                out[row["loan_id"]] = ScheduleVersionRecord.from_row(row)
+        return out
+
+    def insert_schedule_version(self, values: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(schedule_versions).values(**values))
+
+    def update_schedule_version(self, loan_id: str, version: int, **values: Any) -> None:
+        self.conn.execute(
+            update(schedule_versions)
+            .where(schedule_versions.c.loan_id == loan_id, schedule_versions.c.version == version)
+            .values(**values)
+        )
+
+    def insert_installments(self, loan_id: str, version: int, schedule: Schedule) -> None:
+        """The installments of ``schedule`` as ``loan_id``'s version ``version``, nothing paid."""
+        self.conn.execute(
+            insert(installments),
+            [
+                {
+                    "loan_id": loan_id,
+                    "schedule_version": version,
+                    "number": i.number,
+                    "due_date": i.due_date,
+                    "accrual_start": i.accrual_start,
+                    "principal_due_fen": to_minor(i.principal),
+                    "interest_due_fen": to_minor(i.interest),
+                    "fee_due_fen": to_minor(i.fee),
+                }
+                for i in schedule.installments
+            ],
+        )
+
+    def installments_of(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[InstallmentRecord]]:
+        """Installments of each (loan, version), in number order."""
+        wanted = sorted(set(keys))
+        out: dict[tuple[str, int], list[InstallmentRecord]] = {k: [] for k in wanted}
+        i = installments
+        for chunk in _chunks(wanted, 2000):
+            rows = self.conn.execute(
+                select(i)
+                .where(tuple_(i.c.loan_id, i.c.schedule_version).in_(chunk))
+                .order_by(i.c.loan_id, i.c.schedule_version, i.c.number)
+            ).mappings()
+            for row in rows:
+                out[(row["loan_id"], row["schedule_version"])].append(InstallmentRecord.from_row(row))
+        return out
+
+    def update_installments(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Update installments by (loan_id, schedule_version, number); every row carries the same columns."""
+        if not rows:
+            return
+        keys = ("loan_id", "schedule_version", "number")
+        columns = [c for c in rows[0] if c not in keys]
+        stmt = (
+            update(installments)
+            .where(
+                installments.c.loan_id == bindparam("b_loan_id"),
+                installments.c.schedule_version == bindparam("b_schedule_version"),
+                installments.c.number == bindparam("b_number"),
+            )
+            .values({c: bindparam(f"b_{c}") for c in columns})
+        )
+        self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+    # --- positions -----------------------------------------------------------------------------------------------
+
+    def dated_payments(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int, int], list[DatedPayment]]:
+        """Money applied to each installment with its value date: (loan, version, number) → payments."""
+        wanted = sorted(set(keys))
+        out: dict[tuple[str, int, int], list[DatedPayment]] = defaultdict(list)
+        a = allocations
+        for chunk in _chunks(wanted, 2000):
+            rows = self.conn.execute(
+                select(
+                    a.c.loan_id,
+                    a.c.schedule_version,
+                    a.c.installment_number,
+                    a.c.value_date,
+                    a.c.component,
+                    a.c.amount_fen,
+                )
+                .where(
+                    tuple_(a.c.loan_id, a.c.schedule_version).in_(chunk),
+                    a.c.reversed.is_(False),
+                    a.c.installment_number.is_not(None),
+                )
+                .order_by(a.c.id)
+            )
+            for loan_id, version, number, value_date, component, amount_fen in rows:
+                out[(loan_id, version, number)].append(
+                    DatedPayment(value_date, Component(component), from_minor(amount_fen))
+                )
+        return out
+
+    def positions(self, records: Iterable[LoanRecord]) -> dict[str, LoanPosition]:
+        """Servicing positions of ``records`` on their live schedule versions, in three queries."""
+        recs = list(records)
+        if not recs:
+            return {}
+        keys = [(r.id, r.schedule_version) for r in recs]
+        versions = self.live_versions([r.id for r in recs])
+        rows = self.installments_of(keys)
+        dated = self.dated_payments(keys)
+        out: dict[str, LoanPosition] = {}
+        for r in recs:
+            version = versions.get(r.id)
+            if version is None:
+                raise NotFound(f"loan {r.id!r} has no schedule version {r.schedule_version}", field="loan")
+            out[r.id] = build_position(
+                r, version, rows[(r.id, r.schedule_version)], dated, self.product(r.product_id, r.product_version)
+            )
+        return out
+
+    def position(self, loan_id: str) -> LoanPosition:
+        return self.positions([self.require_loan(loan_id)])[loan_id]
+
+    # --- payments and allocations --------------------------------------------------------------------------------
+
+    def payments_by_keys(self, keys: Iterable[str]) -> dict[str, PaymentRecord]:
+        wanted = sorted(set(keys))
+        out: dict[str, PaymentRecord] = {}
+        for chunk in _chunks(wanted):
+            for row in self.conn.execute(select(payments).where(payments.c.idempotency_key.in_(chunk))).mappings():
+                out[row["idempotency_key"]] = PaymentRecord.from_row(row)
+        return out
+
+    def allocations_of_payments(self, payment_ids: Iterable[int]) -> dict[int, list[AllocationRecord]]:
+        wanted = sorted(set(payment_ids))
+        out: dict[int, list[AllocationRecord]] = defaultdict(list)
+        for chunk in _chunks(wanted):
+            rows = self.conn.execute(
+                select(allocations).where(allocations.c.payment_id.in_(chunk)).order_by(allocations.c.id)
+            ).mappings()
+            for row in rows:
+                out[row["payment_id"]].append(AllocationRecord.from_row(row))
+        return out
+
+    def insert_payments(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(payments), list(rows))
+
+    def insert_allocations(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(allocations), list(rows))
+
+    def live_allocation_count(self, loan_id: str, version: int) -> int:
+        """Allocations (payments or credit) not reversed under ``loan_id``'s schedule ``version``."""
+        return int(
+            self.conn.execute(
+                select(func.count())
+                .select_from(allocations)
+                .where(
+                    allocations.c.loan_id == loan_id,
+                    allocations.c.schedule_version == version,
+                    allocations.c.reversed.is_(False),
+                )
+            ).scalar_one()
+        )
+
+    # --- audit ---------------------------------------------------------------------------------------------------
+
+    def append_audit(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append to the audit log (never updated or deleted: the database refuses)."""
+        if rows:
+            self.conn.execute(insert(audit_log), list(rows))
+
+
+def build_position(
+    loan: LoanRecord,
+    version: ScheduleVersionRecord,
+    rows: Sequence[InstallmentRecord],
+    dated: Mapping[tuple[str, int, int], Sequence[DatedPayment]],
+    product: Product,
+) -> LoanPosition:
+    """A servicing position from ledger rows (the live version's installments and their dated payments)."""
+    return LoanPosition(
+        loan_id=loan.id,
+        product=product,
+        principal=from_minor(version.principal_fen),
+        start_date=version.start_date,
+        installments=tuple(row.position(dated.get((loan.id, row.schedule_version, row.number), ())) for row in rows),
+        schedule_version=loan.schedule_version,
+        credit_balance=from_minor(loan.credit_balance_fen),
+        penalty_charged_total=from_minor(loan.penalty_charged_fen),
+        annual_rate=Decimal(version.annual_rate) if version.annual_rate is not None else None,
+        fee_rate=Decimal(version.fee_rate) if version.fee_rate is not None else None,
+    )
+
+
+__all__ = [
+    "AllocationRecord",
+    "AllocationSource",
+    "InstallmentRecord",
+    "LedgerRepository",
+    "LoanRecord",
+    "PaymentRecord",
+    "ProductCache",
+    "ScheduleVersionRecord",
+    "build_position",
+    "product_digest",
+    "rate_ppb",
+]
