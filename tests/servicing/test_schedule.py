@@ -18,8 +18,12 @@ from runoff.servicing.product import Method, Product, parse_product
 from runoff.servicing.schedule import (
     Schedule,
     build_schedule,
+    equal_installment,
     equal_installment_payment,
+    equal_principal,
+    flat_fee,
     flat_fee_amount,
+    interest_only,
 )
 
 D = Decimal
@@ -486,3 +490,29 @@ def test_any_schedule_repays_exactly_the_principal_lent(loan):
     dues = [i.due_date for i in s.installments]
     assert dues == sorted(dues)
     assert dues[0] > args["start_date"] or p.down_payment
+
+
+def test_method_functions_match_build_schedule_on_an_adhoc_product():
+    start = JAN31
+    pairs = [
+        (
+            equal_installment(D(10000), annual_rate=D("0.18"), term=12, start_date=start),
+            {"method": "equal-installment", "annual_rate": "0.18"},
+        ),
+        (
+            equal_principal(D(10000), annual_rate=D("0.12"), term=12, start_date=start),
+            {"method": "equal-principal", "annual_rate": "0.12"},
+        ),
+        (
+            flat_fee(D(10000), fee_rate=D("0.006"), term=12, start_date=start),
+            {"method": "flat-fee", "fee_rate": "0.006"},
+        ),
+        (
+            interest_only(D(10000), annual_rate=D("0.12"), term=12, start_date=start),
+            {"method": "interest-only", "annual_rate": "0.12"},
+        ),
+    ]
+    for got, fields in pairs:
+        assert got == build_schedule(product(**fields), principal=D(10000), term=12, start_date=start)
+    with pytest.raises(ScheduleInvalid, match="`term`"):
+        equal_installment(D(100), annual_rate=D("0.1"), term=0, start_date=start)

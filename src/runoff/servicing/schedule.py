@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
-from runoff.calendar import BusinessCalendar, BusinessDayRule, period_date
+from runoff.calendar import BusinessCalendar, BusinessDayRule, Frequency, period_date
 from runoff.errors import ScheduleInvalid
 from runoff.money import CENT, RoundingMode
 from runoff.servicing.daycount import year_fraction_ratio
@@ -26,6 +26,7 @@ from runoff.servicing.product import (
     Method,
     Product,
     Rounding,
+    adhoc_product,
 )
 
 ZERO = Decimal("0.00")  # amounts carry two decimals, zero included
@@ -410,4 +411,127 @@ def build_schedule(
         periods_per_year=p.periods_per_year,
         installments=tuple(rows),
         first_period_index=0 if p.down_payment else 1,
+    )
+
+
+# --- one function per method, for notebooks and quick checks -------------------------------------
+
+
+def _adhoc(
+    method: Method,
+    *,
+    principal: Decimal,
+    term: int,
+    start_date: date,
+    annual_rate: Decimal | None,
+    fee_rate: Decimal | None,
+    rounding: RoundingMode,
+    multiple_of: Decimal | None,
+    frequency: Frequency,
+) -> Schedule:
+    term = _check_term(term)
+    product = adhoc_product(
+        method=method,
+        term=term,
+        annual_rate=annual_rate,
+        fee_rate=fee_rate,
+        rounding=rounding,
+        multiple_of=multiple_of,
+        frequency=frequency,
+    )
+    return build_schedule(product, principal=principal, term=term, start_date=start_date)
+
+
+def equal_installment(
+    principal: Decimal,
+    *,
+    annual_rate: Decimal,
+    term: int,
+    start_date: date,
+    rounding: RoundingMode = RoundingMode.HALF_UP,
+    multiple_of: Decimal | None = None,
+    frequency: Frequency = Frequency.MONTHLY,
+) -> Schedule:
+    """等额本息: a level payment, interest on the declining balance (period basis)."""
+    return _adhoc(
+        Method.EQUAL_INSTALLMENT,
+        principal=principal,
+        term=term,
+        start_date=start_date,
+        annual_rate=annual_rate,
+        fee_rate=None,
+        rounding=rounding,
+        multiple_of=multiple_of,
+        frequency=frequency,
+    )
+
+
+def equal_principal(
+    principal: Decimal,
+    *,
+    annual_rate: Decimal,
+    term: int,
+    start_date: date,
+    rounding: RoundingMode = RoundingMode.HALF_UP,
+    multiple_of: Decimal | None = None,
+    frequency: Frequency = Frequency.MONTHLY,
+) -> Schedule:
+    """等额本金: the same principal every period, interest on the declining balance (period basis)."""
+    return _adhoc(
+        Method.EQUAL_PRINCIPAL,
+        principal=principal,
+        term=term,
+        start_date=start_date,
+        annual_rate=annual_rate,
+        fee_rate=None,
+        rounding=rounding,
+        multiple_of=multiple_of,
+        frequency=frequency,
+    )
+
+
+def flat_fee(
+    principal: Decimal,
+    *,
+    fee_rate: Decimal,
+    term: int,
+    start_date: date,
+    rounding: RoundingMode = RoundingMode.HALF_UP,
+    multiple_of: Decimal | None = None,
+    frequency: Frequency = Frequency.MONTHLY,
+) -> Schedule:
+    """等本等费: the same principal every period plus a fee of ``fee_rate`` × the ORIGINAL principal."""
+    return _adhoc(
+        Method.FLAT_FEE,
+        principal=principal,
+        term=term,
+        start_date=start_date,
+        annual_rate=None,
+        fee_rate=fee_rate,
+        rounding=rounding,
+        multiple_of=multiple_of,
+        frequency=frequency,
+    )
+
+
+def interest_only(
+    principal: Decimal,
+    *,
+    annual_rate: Decimal,
+    term: int,
+    start_date: date,
+    rounding: RoundingMode = RoundingMode.HALF_UP,
+    frequency: Frequency = Frequency.MONTHLY,
+) -> Schedule:
+    """先息后本: interest every period, the whole principal with the last."""
+    return _adhoc(
+        Method.INTEREST_ONLY,
+        principal=principal,
+        term=term,
+        start_date=start_date,
+        annual_rate=annual_rate,
+        fee_rate=None,
+        rounding=rounding,
+        multiple_of=None,
+        frequency=frequency,
     )
