@@ -1,0 +1,137 @@
+"""Use cases of the book: create a workspace, generate a synthetic book into it, summarise what it holds.
+
+Each whole-book job is a per-partition function plus a merge, run by :func:`runoff.store.executors.run_partitions`
+in this process or on a Dask cluster. The per-partition functions are module-level so Dask workers can import them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from runoff.portfolio import generator
+from runoff.portfolio.generator import BookConfig, book_truth, product_catalogue
+from runoff.portfolio.schemas import TABLES
+from runoff.portfolio.summary import BookSummary, PartialSummary, merge_summaries, summarise_partition
+from runoff.store.executors import run_partitions
+from runoff.store.workspace import Workspace
+
+BOOK_FILE = "book.json"
+TRUTH_DIR = "truth"
+
+Progress = Callable[[int, int], None]
+
+
+def init_workspace(path: Path | str) -> Workspace:
+    """``runoff init DIR``: create the workspace folders and runoff.toml (the ledger creates ledger.db)."""
+    return Workspace.init(path)
+
+
+# --- generate ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateTask:
+    """One partition of a generation job, as sent to a worker."""
+
+    root: str
+    config: BookConfig
+    partition: int
+
+
+def generate_partition_task(task: GenerateTask) -> dict[str, int]:
+    """Generate one partition and write its six tables; returns row counts and amounts (fen)."""
+    workspace = Workspace(Path(task.root))
+    frames = generator.generate_partition(task.config, task.partition)
+    out = {f"{name}_rows": frame.height for name, frame in frames.items()}
+    out["principal_fen"] = int(frames["loans"].get_column("principal_fen").sum())
+    for name, frame in frames.items():
+        workspace.write_partition(name, task.partition, frame)
+    return out
+
+
+def _add_counts(parts: Sequence[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResult:
+    config: BookConfig
+    partitions: int
+    totals: dict[str, int]
+    truth_files: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "partitions": self.partitions,
+            "totals": self.totals,
+            "truth_files": self.truth_files,
+        }
+
+
+def generate_book(
+    workspace: Workspace, config: BookConfig, *, scheduler: str | None = None, progress: Progress | None = None
+) -> GenerateResult:
+    """``runoff generate``: replace the workspace's book with a synthetic one and save its true parameters."""
+    for table in TABLES:
+        workspace.clear_table(table)
+    (workspace.data_dir / BOOK_FILE).unlink(missing_ok=True)
+    truth = book_truth(config)
+    truth_files = [
+        str(workspace.write_frame(f"{TRUTH_DIR}/transitions.parquet", truth.transitions_frame())),
+        str(workspace.write_frame(f"{TRUTH_DIR}/macro.parquet", truth.macro_frame())),
+        str(workspace.write_json(f"{TRUTH_DIR}/parameters.json", truth.as_dict())),
+        str(
+            workspace.write_json(f"{TRUTH_DIR}/products.json", [p.model_dump(mode="json") for p in product_catalogue()])
+        ),
+    ]
+    tasks = [GenerateTask(str(workspace.root.resolve()), config, p) for p in range(config.n_partitions)]
+    totals = run_partitions(generate_partition_task, tasks, _add_counts, scheduler=scheduler, progress=progress)
+    result = GenerateResult(config=config, partitions=len(tasks), totals=totals, truth_files=truth_files)
+    workspace.write_json(BOOK_FILE, {"source": "generated", **result.as_dict()})
+    return result
+
+
+# --- info ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InfoTask:
+    root: str
+    partition: int
+
+
+def info_partition_task(task: InfoTask) -> PartialSummary:
+    """Partial summary of one partition, read with lazy Parquet scans."""
+    workspace = Workspace(Path(task.root))
+    present = {t: workspace.partition_path(t, task.partition).is_file() for t in TABLES}
+    counts = {
+        t: int(workspace.scan(t, task.partition).select(pl.len()).collect().item())
+        for t, here in present.items()
+        if here
+    }
+    loans = workspace.scan("loans", task.partition) if present["loans"] else None
+    performance = workspace.scan("performance", task.partition) if present["performance"] else None
+    return summarise_partition(loans=loans, performance=performance, row_counts=counts)
+
+
+def book_info(workspace: Workspace, *, scheduler: str | None = None, progress: Progress | None = None) -> BookSummary:
+    """``runoff info``: counts, balances by bucket, product and vintage, and the date range."""
+    partitions = sorted(set().union(*(workspace.partitions(t) for t in TABLES)))
+    tasks = [InfoTask(str(workspace.root.resolve()), p) for p in partitions]
+    return run_partitions(info_partition_task, tasks, merge_summaries, scheduler=scheduler, progress=progress)
+
+
+def book_metadata(workspace: Workspace) -> dict[str, Any] | None:
+    """What data/book.json says about the book (its source and generation settings), if present."""
+    path = workspace.data_dir / BOOK_FILE
+    return workspace.read_json(BOOK_FILE) if path.is_file() else None
