@@ -97,7 +97,8 @@ class Behaviour:
     @property
     def grade_shares(self) -> FloatArray:
         shares = np.asarray([g.share for g in self.grades], dtype=np.float64)
-        return shares / shares.sum()
+        normalised: FloatArray = shares / shares.sum()
+        return normalised
 
     def base_matrix(self, grade_index: int) -> FloatArray:
         """The grade's transition matrix at macro factor 1 (rows: from-state, columns: to-state)."""
