@@ -12,11 +12,13 @@ from runoff.servicing.delinquency import (
     BUCKETS,
     Bucket,
     accrue_penalties,
+    accrue_penalty_day,
     bucket_of,
     buckets_of,
     days_past_due,
     penalty_accrual,
     penalty_due_to_date,
+    penalty_units,
 )
 from runoff.servicing.position import DatedPayment, InstallmentPosition, LoanPosition
 from runoff.servicing.product import Component, parse_product
@@ -313,3 +315,102 @@ def test_replay_spends_credit_when_an_installment_falls_due():
 def test_replay_refuses_payments_after_as_of():
     with pytest.raises(InvalidInput, match="`payments`"):
         replay_payments(position(), [(DUE[1], D("10"))], as_of=DUE[0])
+
+
+# --- the set-based close agrees with the Decimal penalty ---------------------------------------------
+
+
+def close_day_rows(positions, day, earned):
+    """The arrays the ledger's close-day builds for ``day`` (one row per installment, loans contiguous)."""
+    rows = []
+    for code, pos in enumerate(positions):
+        rule = pos.product.penalty
+        components = (
+            (Component.PRINCIPAL,)
+            if rule.base.value == "overdue-principal"
+            else (Component.PRINCIPAL, Component.INTEREST, Component.FEE)
+        )
+        capacity = -1
+        if rule.cap_rate_of_principal is not None:
+            capacity = int((rule.cap_rate_of_principal * pos.principal).quantize(D("0.01")) * 100)
+        for inst in sorted(pos.installments, key=lambda i: (i.due_date, i.number)):
+            base = sum((inst.unpaid_at_end_of(c, day) for c in components), D(0))
+            rows.append(
+                (
+                    code,
+                    day >= inst.due_date + timedelta(days=rule.grace_days),
+                    int(base * 100),
+                    int(rule.daily_rate * 10**9),
+                    earned.get((code, inst.number), 0),
+                    capacity,
+                    inst.number,
+                )
+            )
+    cols = list(zip(*rows, strict=True))
+    return cols[-1], {
+        "loan": np.array(cols[0], dtype=np.int64),
+        "in_window": np.array(cols[1], dtype=bool),
+        "base_fen": np.array(cols[2], dtype=np.int64),
+        "rate_ppb": np.array(cols[3], dtype=np.int64),
+        "earned_units": np.array(cols[4], dtype=np.int64),
+        "capacity_fen": np.array(cols[5], dtype=np.int64),
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(positions=st.lists(late_positions(), min_size=1, max_size=4), days=st.integers(1, 150))
+def test_close_day_kernel_run_daily_equals_penalty_due_to_date_to_the_fen(positions, days):
+    earned: dict[tuple[int, int], int] = {}
+    for k in range(days):
+        day = DUE[0] + timedelta(days=k - 3)
+        numbers, arrays = close_day_rows(positions, day, earned)
+        result = accrue_penalty_day(**arrays)
+        earned = {
+            (int(code), number): int(u)
+            for code, number, u in zip(arrays["loan"], numbers, result.earned_units, strict=True)
+        }
+        accrued = {
+            (int(code), number): int(f)
+            for code, number, f in zip(arrays["loan"], numbers, result.accrued_fen, strict=True)
+        }
+    for code, pos in enumerate(positions):
+        for charge in penalty_due_to_date(pos, day + timedelta(days=1)):
+            assert accrued[(code, charge.number)] == int(charge.amount * 100)
+            assert earned[(code, charge.number)] == penalty_units(charge.earned)
+
+
+def test_close_day_kernel_shares_the_capped_day_oldest_first():
+    result = accrue_penalty_day(
+        loan=np.array([0, 0, 1]),
+        in_window=np.array([True, True, True]),
+        base_fen=np.array([10_000, 10_000, 10_000]),
+        rate_ppb=np.array([1_000_000, 1_000_000, 1_000_000]),  # 0.1 % a day: 10 fen on 100 yuan
+        earned_units=np.array([0, 0, 0]),
+        capacity_fen=np.array([15, 15, -1]),
+    )
+    assert result.accrued_fen.tolist() == [10, 5, 10]
+
+
+def test_cents_rounded_over_the_cap_come_off_the_newest_installment_on_both_paths():
+    capped = product(daily_rate="0.001", cap_rate_of_principal="0.1")  # cap 18.86 on 188.63 lent
+    pos = LoanPosition(
+        loan_id="C",
+        product=capped,
+        principal=D("188.63"),
+        start_date=START,
+        installments=(
+            InstallmentPosition(1, date(2024, 2, 1), D("174.13"), D(0), D(0)),
+            InstallmentPosition(2, date(2024, 2, 11), D("14.50"), D(0), D(0)),
+        ),
+    )
+    charges = penalty_due_to_date(pos, date(2024, 7, 1))
+    assert [c.earned for c in charges] == [D("17.555"), D("1.305")]  # each rounds up: 18.87 would break the cap
+    assert [c.amount for c in charges] == [D("17.56"), D("1.30")]
+    earned: dict[tuple[int, int], int] = {}
+    day = date(2024, 2, 1)
+    while day < date(2024, 7, 1):
+        numbers, arrays = close_day_rows([pos], day, earned)
+        result = accrue_penalty_day(**arrays)
+        earned = {(0, n): int(u) for n, u in zip(numbers, result.earned_units, strict=True)}
+        day += timedelta(days=1)
+    assert result.accrued_fen.tolist() == [1756, 130]

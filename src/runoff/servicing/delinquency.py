@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runoff.errors import InvalidInput
-from runoff.money import quantize
+from runoff.money import RoundingMode, quantize
 from runoff.servicing.position import SCHEDULED_COMPONENTS, ZERO, InstallmentPosition, LoanPosition
 from runoff.servicing.product import Component, PenaltyBase
 
@@ -88,11 +88,16 @@ def buckets_of(dpd: npt.NDArray[np.integer]) -> npt.NDArray[np.int8]:
 
 @dataclass(frozen=True, slots=True)
 class PenaltyCharge:
-    """Penalty on one installment: ``amount`` earned over ``days`` penalty days."""
+    """Penalty on one installment: ``amount`` (rounded) earned over ``days`` penalty days.
+
+    ``earned`` is the exact amount before rounding (after the cap): what the ledger's integer daily
+    close carries forward (see :func:`accrue_penalty_day`).
+    """
 
     number: int
     amount: Decimal
     days: int
+    earned: Decimal = ZERO
 
 
 def penalty_due_to_date(position: LoanPosition, as_of: date) -> tuple[PenaltyCharge, ...]:
@@ -117,13 +122,15 @@ def penalty_due_to_date(position: LoanPosition, as_of: date) -> tuple[PenaltyCha
     exact, days = _earn(position.installments, segments, rule.daily_rate, capacity)
     amounts = {n: quantize(v, mode) for n, v in exact.items()}
     if capacity is not None:
+        # Rounding may overshoot the cap by cents: take them back from the newest installments.
         excess = sum(amounts.values(), ZERO) - capacity
-        cent = Decimal("0.01")
-        for number in sorted(amounts, reverse=True):  # rounding may overshoot the cap by cents
-            while excess > 0 and amounts[number] > 0:
-                amounts[number] -= cent
-                excess -= cent
-    return tuple(PenaltyCharge(i.number, amounts[i.number], days[i.number]) for i in position.installments)
+        for inst in sorted(position.installments, key=lambda i: (i.due_date, i.number), reverse=True):
+            take = min(max(excess, ZERO), amounts[inst.number])
+            amounts[inst.number] -= take
+            excess -= take
+    return tuple(
+        PenaltyCharge(i.number, amounts[i.number], days[i.number], exact[i.number]) for i in position.installments
+    )
 
 
 def penalty_accrual(position: LoanPosition, *, from_date: date, to_date: date) -> tuple[PenaltyCharge, ...]:
@@ -140,7 +147,13 @@ def penalty_accrual(position: LoanPosition, *, from_date: date, to_date: date) -
     before = {c.number: c for c in penalty_due_to_date(position, from_date)}
     after = penalty_due_to_date(position, to_date)
     charges = (
-        PenaltyCharge(c.number, c.amount - before[c.number].amount, c.days - before[c.number].days) for c in after
+        PenaltyCharge(
+            c.number,
+            c.amount - before[c.number].amount,
+            c.days - before[c.number].days,
+            c.earned - before[c.number].earned,
+        )
+        for c in after
     )
     return tuple(c for c in charges if c.amount != 0 or c.days != 0)
 
@@ -223,3 +236,107 @@ def _earn(
                     left -= take
             break
     return exact, days
+
+
+# --- the set-based daily close --------------------------------------------------------------------
+
+PENALTY_UNITS_PER_FEN = 10**9
+"""Exact penalty in integers: a daily rate in parts per billion times a base in fen is in these units."""
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def penalty_units(earned: Decimal) -> int:
+    """An exact penalty (``PenaltyCharge.earned``, in yuan) in :data:`PENALTY_UNITS_PER_FEN` units; refuses a remainder."""
+    units = earned * 100 * PENALTY_UNITS_PER_FEN
+    if units != units.to_integral_value():
+        raise InvalidInput(
+            f"`earned`: {earned} is not a whole number of 1e-9 fen; expected a daily rate with at most 9 decimals",
+            field="earned",
+        )
+    return int(units)
+
+
+@dataclass(frozen=True, slots=True)
+class PenaltyDay:
+    """One day of the set-based close: exact penalty earned so far and the rounded, capped total, per row."""
+
+    earned_units: IntArray
+    accrued_fen: IntArray
+
+
+def accrue_penalty_day(
+    *,
+    loan: npt.NDArray[np.integer],
+    in_window: BoolArray,
+    base_fen: IntArray,
+    rate_ppb: IntArray,
+    earned_units: IntArray,
+    capacity_fen: IntArray,
+    mode: RoundingMode = RoundingMode.HALF_UP,
+) -> PenaltyDay:
+    """One day's penalty for many installments at once: the close-day path of :func:`penalty_due_to_date`.
+
+    One row per installment, grouped by ``loan`` (contiguous codes) and ordered by due date within a
+    loan. ``in_window``: the day is on or after due date + grace days; ``base_fen``: the penalty base
+    unpaid at the end of the day; ``rate_ppb``: the daily rate in parts per billion; ``earned_units``:
+    exact penalty earned before the day (``penalty_units(PenaltyCharge.earned)``, 0 for a new loan);
+    ``capacity_fen``: the loan's cap less penalty charged under earlier schedules, on every row of
+    the loan, or −1 for no cap. Run day after day, ``accrued_fen`` equals ``penalty_due_to_date`` to
+    the fen (the cap binds oldest first within a day; cents rounding overshoots come off the newest).
+    """
+    arrays = [np.asarray(a) for a in (loan, in_window, base_fen, rate_ppb, earned_units, capacity_fen)]
+    n = arrays[0].shape[0]
+    if any(a.shape != (n,) for a in arrays):
+        raise InvalidInput("`loan`: every array must be one-dimensional and of the same length", field="loan")
+    codes = arrays[0].astype(np.int64)
+    if n and bool(np.any(codes[1:] < codes[:-1])):
+        raise InvalidInput("`loan`: rows must be grouped by loan in ascending code order", field="loan")
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return PenaltyDay(empty, empty.copy())
+    window = arrays[1].astype(bool)
+    base = arrays[2].astype(np.int64)
+    rate = arrays[3].astype(np.int64)
+    earned = arrays[4].astype(np.int64)
+    capacity = arrays[5].astype(np.int64)
+
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    group = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
+    capped = capacity >= 0
+
+    today = np.where(window & (base > 0), rate * base, 0)
+    left = np.maximum(capacity * PENALTY_UNITS_PER_FEN - np.add.reduceat(earned, starts)[group], 0)
+    before_in_loan = _exclusive_cumsum_in_group(today, starts, group)
+    take = np.where(capped, np.clip(left - before_in_loan, 0, today), today)
+    after = earned + take
+
+    rounded = _round_units(after, PENALTY_UNITS_PER_FEN, mode)
+    excess = np.maximum(np.add.reduceat(rounded, starts) - np.where(capped, capacity, 0)[starts], 0)[group]
+    newer = _exclusive_cumsum_in_group(rounded[::-1], *_reverse_groups(codes))[::-1]
+    trim = np.where(capped, np.clip(excess - newer, 0, rounded), 0)
+    return PenaltyDay(earned_units=after, accrued_fen=rounded - trim)
+
+
+def _exclusive_cumsum_in_group(values: IntArray, starts: IntArray, group: IntArray) -> IntArray:
+    """Σ of the earlier rows of the same group, per row."""
+    running = np.cumsum(values)
+    offset = (running - values)[starts]
+    result: IntArray = running - values - offset[group]
+    return result
+
+
+def _reverse_groups(codes: IntArray) -> tuple[IntArray, IntArray]:
+    reversed_codes = codes[::-1]
+    change = np.r_[True, reversed_codes[1:] != reversed_codes[:-1]]
+    return np.flatnonzero(change), np.cumsum(change) - 1
+
+
+def _round_units(value: IntArray, unit: int, mode: RoundingMode) -> IntArray:
+    """Non-negative ``value / unit`` rounded to an integer, half-up or half-even."""
+    whole, rest = np.divmod(value, unit)
+    twice = 2 * rest
+    up = (twice > unit) | ((twice == unit) & ((mode is RoundingMode.HALF_UP) | (whole % 2 == 1)))
+    result: IntArray = whole + up.astype(np.int64)
+    return result
