@@ -3,20 +3,23 @@
 Every row read ends up in exactly one place, and the outcome says so: ``read = loaded + quarantined``
 (plus ``held back`` under ``--strict``, see below), asserted before anything is written.
 
-* **Loaded** rows go to the book's ``loans`` table (``data/loans/part-tape-<import>.parquet``) and their
-  position on the tape's date (balance, DPD, oldest unpaid due date) to ``data/tape_positions/``; then
-  the positions go into the ledger through its bulk path (:data:`LEDGER_BULK_MODULE`).
-* **Quarantined** rows go to ``data/quarantine/part-tape-<import>.parquet``: file, content hash, row
+* **Loaded** rows go to the book's ``loans`` table as new partitions (``data/loans/part-NNNNN.parquet``,
+  numbered after every partition already in the workspace, customers kept whole within an import) and
+  their position on the tape's date (balance, DPD, oldest unpaid due date) to ``data/tape_positions/``
+  under the same partition numbers; then the positions go into the ledger through its bulk path
+  (:func:`ledger_position_loader`).
+* **Quarantined** rows go to ``data/quarantine/part-NNNNN.parquet``: import id, file, content hash, row
   number (1-based data row as in the file), column, reason code, message, every reason, and the raw row
   as a JSON object.
 * **Strict** (``strict=True``) is all or nothing: one rejected row and no loan is loaded; the quarantine
   report is still written so the lender can fix the tape, and the good rows are counted as held back.
 
 Idempotent: a file is known by the SHA-256 of its bytes; a file the manifest
-(``imports/manifest.json``) records as loaded is skipped, and a loan id already in the book is
-quarantined as a duplicate, so importing the same tape twice never doubles the book.
+(``data/imports/manifest.json``) records as loaded is skipped, and a loan id already in the book is
+quarantined as a duplicate, so importing the same tape twice never doubles the book. (A file whose
+loans were since removed, e.g. by ``runoff generate``, counts as not imported.)
 
-Crash-safe: everything is written under ``imports/staging/<import>/`` first; a ``plan.json`` written
+Crash-safe: everything is written under ``data/imports/staging/<import>/`` first; a ``plan.json`` written
 last in staging marks the import ready; commit renames each staged file into ``data/`` (atomic on
 one file system), loads the ledger, and writes the manifest last. An error during commit moves the
 files back, so the workspace is as it was; a hard crash leaves a staging folder that the next import
@@ -33,7 +36,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ from typing import Any
 import polars as pl
 
 from runoff.errors import Conflict
+from runoff.portfolio.generator import TARGET_LOANS_PER_PARTITION
+from runoff.portfolio.schemas import TABLES
 from runoff.portfolio.tape import (
     ROW,
     TapeCheck,
@@ -54,8 +59,9 @@ from runoff.portfolio.tape import (
     tape_positions,
     tape_rules,
 )
+from runoff.store.workspace import Workspace
 
-IMPORTS_DIR = "imports"
+IMPORTS_DIR = "imports"  # under data/
 MANIFEST = "manifest.json"
 PLAN = "plan.json"
 LOANS_TABLE = "loans"
@@ -209,16 +215,21 @@ def _unique_headers(cells: Sequence[str | None]) -> list[str]:
 # --- the workspace side ----------------------------------------------------------------------------------------
 
 
-def _table_files(root: Path, table: str) -> list[Path]:
-    return sorted((root / "data" / table).glob("part-*.parquet"))
-
-
-def _table_column(root: Path, table: str, column: str) -> pl.Series | None:
-    """One column of a workspace table, or None when the table has no rows yet."""
-    files = _table_files(root, table)
-    if not files:
+def _table_column(workspace: Workspace, table: str, column: str) -> pl.Series | None:
+    """One column of a workspace table, or None when the table has no partition yet."""
+    if not workspace.has_table(table):
         return None
-    return pl.scan_parquet(files).select(column).collect().get_column(column)
+    return workspace.scan(table).select(column).collect().get_column(column)
+
+
+def _imports_dir(workspace: Workspace) -> Path:
+    return workspace.data_dir / IMPORTS_DIR
+
+
+def _next_partition(workspace: Workspace) -> int:
+    """The first partition number no table of the workspace uses yet."""
+    used = [p for t in (*TABLES, POSITIONS_TABLE, QUARANTINE_TABLE) for p in workspace.partitions(t)]
+    return max(used, default=-1) + 1
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:
@@ -231,30 +242,32 @@ def _write_json_atomically(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    """The workspace's import manifest: every committed import with its files and counts."""
-    path = root / IMPORTS_DIR / MANIFEST
+def read_manifest(workspace: Workspace) -> dict[str, Any]:
+    """The workspace's import manifest: every committed import with its files, counts and partitions."""
+    path = _imports_dir(workspace) / MANIFEST
     if not path.exists():
         return {"version": 1, "imports": []}
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-def _loaded_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """sha256 → the manifest's record of that file, for files whose rows were loaded."""
+def _loaded_files(workspace: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """sha256 → the manifest's record of that file, for files whose loans are in the book now."""
     out: dict[str, dict[str, Any]] = {}
     for entry in manifest["imports"]:
         if entry.get("status") != "loaded":
             continue
+        if not all((workspace.root / part).is_file() for part in entry["parts"]):
+            continue  # its partitions were removed since (a regenerated book): the file is not in the book
         for f in entry["files"]:
             out[f["sha256"]] = {**f, "import_id": entry["import_id"]}
     return out
 
 
 @contextlib.contextmanager
-def _import_lock(root: Path) -> Iterator[None]:
+def _import_lock(workspace: Workspace) -> Iterator[None]:
     """One import at a time per workspace; the OS drops the lock if the process dies."""
-    lock_dir = root / IMPORTS_DIR
+    lock_dir = _imports_dir(workspace)
     lock_dir.mkdir(parents=True, exist_ok=True)
     with (lock_dir / ".lock").open("a+") as fh:
         try:
@@ -265,7 +278,9 @@ def _import_lock(root: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Conflict(f"another import is running in the workspace {root}; wait for it to finish") from None
+            raise Conflict(
+                f"another import is running in the workspace {workspace.root}; wait for it to finish"
+            ) from None
         try:
             yield
         finally:
@@ -299,7 +314,8 @@ class ImportOutcome:
     files: tuple[FileOutcome, ...]
     written: bool  # something was committed to the workspace (loans or a quarantine report)
     ledger: str  # loaded | pending (bulk path not available) | skipped (nothing to load)
-    quarantine_file: str | None
+    quarantine_files: tuple[str, ...]
+    partitions: tuple[int, ...]  # partitions of loans and tape_positions this import added
 
     @property
     def read(self) -> int:
@@ -339,7 +355,8 @@ class ImportOutcome:
             "held_back": self.held_back,
             "written": self.written,
             "ledger": self.ledger,
-            "quarantine_file": self.quarantine_file,
+            "quarantine_files": list(self.quarantine_files),
+            "partitions": list(self.partitions),
             "reasons": self.reasons(),
             "files": [asdict(f) for f in self.files],
         }
@@ -372,15 +389,15 @@ def ledger_position_loader() -> PositionLoader | None:
 # --- staging and commit ----------------------------------------------------------------------------------------
 
 
-def _staging_root(root: Path) -> Path:
-    return root / IMPORTS_DIR / "staging"
+def _staging_root(workspace: Workspace) -> Path:
+    return _imports_dir(workspace) / "staging"
 
 
 @dataclass
 class ImportPlan:
     """A staged import: files written under staging, the moves that publish them and the manifest entry."""
 
-    root: Path
+    workspace: Workspace
     import_id: str
     moves: list[tuple[str, str]]  # (staged path, target path), relative to the workspace root
     entry: dict[str, Any]
@@ -388,7 +405,7 @@ class ImportPlan:
 
     @property
     def stage(self) -> Path:
-        return _staging_root(self.root) / self.import_id
+        return _staging_root(self.workspace) / self.import_id
 
     def write(self) -> None:
         """Mark the staged import ready to commit (the last write in staging)."""
@@ -401,10 +418,10 @@ class ImportPlan:
         _write_json_atomically(self.stage / PLAN, data)
 
     @classmethod
-    def read(cls, root: Path, stage: Path) -> ImportPlan:
+    def read(cls, workspace: Workspace, stage: Path) -> ImportPlan:
         data = json.loads((stage / PLAN).read_text(encoding="utf-8"))
         return cls(
-            root=root,
+            workspace=workspace,
             import_id=data["import_id"],
             moves=[(a, b) for a, b in data["moves"]],
             entry=data["entry"],
@@ -412,21 +429,25 @@ class ImportPlan:
         )
 
     def commit(self, loader: PositionLoader | None) -> str:
-        """Publish the staged files, load the ledger, then record the import; undo the moves on any error."""
+        """Publish the staged files, load the ledger, then record the import; undo the moves on any error.
+
+        Returns what happened to the ledger: loaded, pending (no bulk path) or skipped (nothing loaded).
+        """
+        root = self.workspace.root
         done: list[tuple[Path, Path]] = []
         try:
             for staged_rel, target_rel in self.moves:
-                staged, target = self.root / staged_rel, self.root / target_rel
+                staged, target = root / staged_rel, root / target_rel
                 if not staged.exists() and target.exists():
                     continue  # moved before a crash: rolling forward
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged, target)
                 done.append((staged, target))
             ledger = self._load_ledger(loader)
-            manifest = read_manifest(self.root)
+            manifest = read_manifest(self.workspace)
             if not any(e["import_id"] == self.import_id for e in manifest["imports"]):
                 manifest["imports"].append({**self.entry, "ledger": ledger})
-                _write_json_atomically(self.root / IMPORTS_DIR / MANIFEST, manifest)
+                _write_json_atomically(_imports_dir(self.workspace) / MANIFEST, manifest)
         except BaseException:
             for staged, target in reversed(done):
                 with contextlib.suppress(OSError):
@@ -437,35 +458,30 @@ class ImportPlan:
         shutil.rmtree(self.stage, ignore_errors=True)
         return ledger
 
+    def _targets(self, table: str) -> list[Path]:
+        return [self.workspace.root / t for _, t in self.moves if t.startswith(f"data/{table}/")]
+
     def _load_ledger(self, loader: PositionLoader | None) -> str:
         if not self.ledger_needed:
             return "skipped"
         if loader is None:
             return "pending"
-        loans = pl.read_parquet(self.root / self._target(LOANS_TABLE))
-        positions = pl.read_parquet(self.root / self._target(POSITIONS_TABLE))
-        loader(loans, positions)
+        loader(pl.read_parquet(self._targets(LOANS_TABLE)), pl.read_parquet(self._targets(POSITIONS_TABLE)))
         return "loaded"
 
-    def _target(self, table: str) -> str:
-        for _, target in self.moves:
-            if target.startswith(f"data/{table}/"):
-                return target
-        raise KeyError(table)
 
-
-def recover_imports(root: Path, *, loader: PositionLoader | None = None) -> list[tuple[str, str]]:
+def recover_imports(workspace: Workspace, *, loader: PositionLoader | None = None) -> list[tuple[str, str]]:
     """Finish or undo imports a crash interrupted: with a plan, roll forward; without, delete the staging.
 
     Returns (import id, "rolled forward" | "rolled back") for each.
     """
     out: list[tuple[str, str]] = []
-    staging = _staging_root(root)
+    staging = _staging_root(workspace)
     if not staging.exists():
         return out
     for stage in sorted(p for p in staging.iterdir() if p.is_dir()):
         if (stage / PLAN).exists():
-            ImportPlan.read(root, stage).commit(loader)
+            ImportPlan.read(workspace, stage).commit(loader)
             out.append((stage.name, "rolled forward"))
         else:
             shutil.rmtree(stage, ignore_errors=True)
@@ -477,7 +493,9 @@ def recover_imports(root: Path, *, loader: PositionLoader | None = None) -> list
 
 
 @dataclass(frozen=True, slots=True)
-class _Checked:
+class CheckedTape:
+    """One tape read and checked, not yet written anywhere."""
+
     path: Path
     sha256: str
     raw: pl.DataFrame
@@ -487,7 +505,7 @@ class _Checked:
 def import_tapes(
     files: Sequence[Path],
     *,
-    workspace: Path,
+    workspace: Workspace,
     mapping: TapeMapping,
     as_of: date | None = None,
     strict: bool = False,
@@ -495,99 +513,127 @@ def import_tapes(
     loader: PositionLoader | None = None,
     imported_at: datetime,
 ) -> ImportOutcome:
-    """Import loan tapes into the workspace at ``workspace`` (see the module docstring for what goes where).
+    """Import loan tapes into ``workspace`` (see the module docstring for what goes where).
 
     ``as_of`` is the tape's date (else the mapping's ``as_of``, else each row's mapped ``as_of`` column);
     ``customers`` are customer tapes (a ``customer_id`` column) whose ids, with the workspace's
     ``customers`` table, form the register loans must refer to; ``loader`` loads the ledger (default: the
     ledger's bulk path when available); ``imported_at`` comes from the app's one clock.
     """
-    root = workspace
     if not files:
         raise TapeInvalid("no tape given; name one or more CSV, Parquet or Excel files", field="file")
     tape_date = as_of or mapping.as_of
-    with _import_lock(root):
-        recover_imports(root, loader=loader)
-        already = _loaded_files(read_manifest(root))
-        loaded_ids = _table_column(root, LOANS_TABLE, "loan_id")
-        register = _customer_register(root, customers, mapping)
-
-        checked: list[_Checked] = []
-        skipped: list[FileOutcome] = []
-        seen_hashes: set[str] = set()
-        for path in files:
-            sha = file_sha256(path)
-            if sha in already:
-                prior = already[sha]
-                skipped.append(
-                    FileOutcome(
-                        file=str(path),
-                        sha256=sha,
-                        read=prior["read"],
-                        loaded=prior["loaded"],
-                        quarantined=prior["quarantined"],
-                        already_imported=prior["import_id"],
-                    )
-                )
-                continue
-            if sha in seen_hashes:
-                raise TapeInvalid(f"{path}: the same file is named twice in this import", field="file")
-            seen_hashes.add(sha)
-            raw = read_tape(path, mapping)
-            converted = convert_tape(raw, mapping, file=str(path))
-            if (
-                tape_date is None
-                and converted.get_column("as_of").null_count() == converted.height
-                and converted.height
-            ):
-                raise TapeInvalid(
-                    f"{path}: the tape's date is unknown; give --as-of YYYY-MM-DD, `as_of:` in the mapping, "
-                    "or map a 数据日期 column to `as_of`",
-                    field="as_of",
-                )
-            ids_so_far = _concat_ids(loaded_ids, [c.check.accepted.get_column("loan_id") for c in checked])
-            rules = tape_rules(mapping, as_of=tape_date, loaded_loan_ids=ids_so_far, known_customer_ids=register)
-            checked.append(_Checked(path, sha, raw, check_tape(converted, rules)))
-
-        if not checked:
-            return ImportOutcome(
-                import_id=None,
-                as_of=tape_date,
-                strict=strict,
-                files=tuple(skipped),
-                written=False,
-                ledger="skipped",
-                quarantine_file=None,
-            )
-        import_id = hashlib.sha256("|".join(c.sha256 for c in checked).encode()).hexdigest()[:16]
-        rejected_any = any(c.check.quarantined for c in checked)
-        hold = strict and rejected_any
-        outcomes = [
-            _balanced(
-                FileOutcome(
-                    file=str(c.path),
-                    sha256=c.sha256,
-                    read=c.check.read,
-                    loaded=0 if hold else c.check.loaded,
-                    quarantined=c.check.quarantined,
-                    held_back=c.check.loaded if hold else 0,
-                    reasons=dict(Counter(c.check.rejected.get_column("reason").to_list()).most_common()),
-                )
-            )
-            for c in checked
-        ]
-        plan = _stage(root, import_id, checked, outcomes, hold=hold, tape_date=tape_date, imported_at=imported_at)
-        ledger = plan.commit(loader if loader is not None else ledger_position_loader())
-        quarantine_target = next((t for _, t in plan.moves if t.startswith(f"data/{QUARANTINE_TABLE}/")), None)
-        return ImportOutcome(
-            import_id=import_id,
+    loader = loader if loader is not None else ledger_position_loader()
+    with _import_lock(workspace):
+        recover_imports(workspace, loader=loader)
+        plan = stage_import(
+            files,
+            workspace=workspace,
+            mapping=mapping,
             as_of=tape_date,
             strict=strict,
-            files=tuple(outcomes + skipped),
-            written=True,
-            ledger=ledger,
-            quarantine_file=quarantine_target,
+            customers=customers,
+            imported_at=imported_at,
         )
+        if isinstance(plan, ImportOutcome):
+            return plan
+        staged, outcome = plan
+        ledger = staged.commit(loader)
+        return replace(outcome, ledger=ledger)
+
+
+def stage_import(
+    files: Sequence[Path],
+    *,
+    workspace: Workspace,
+    mapping: TapeMapping,
+    as_of: date | None,
+    strict: bool,
+    customers: Sequence[Path] = (),
+    imported_at: datetime,
+) -> ImportOutcome | tuple[ImportPlan, ImportOutcome]:
+    """Read and check the tapes and stage what the import will write; nothing in the book changes yet.
+
+    Returns the outcome alone when every file was imported before, else the plan to commit and the
+    outcome it will have.
+    """
+    already = _loaded_files(workspace, read_manifest(workspace))
+    loaded_ids = _table_column(workspace, LOANS_TABLE, "loan_id")
+    register = _customer_register(workspace, customers, mapping)
+
+    checked: list[CheckedTape] = []
+    skipped: list[FileOutcome] = []
+    seen: set[str] = set()
+    for path in files:
+        sha = file_sha256(path) if path.is_file() else ""
+        if sha in already:
+            prior = already[sha]
+            skipped.append(
+                FileOutcome(
+                    file=str(path),
+                    sha256=sha,
+                    read=prior["read"],
+                    loaded=prior["loaded"],
+                    quarantined=prior["quarantined"],
+                    held_back=prior.get("held_back", 0),
+                    already_imported=prior["import_id"],
+                )
+            )
+            continue
+        if sha and sha in seen:
+            raise TapeInvalid(f"{path}: the same file is named twice in this import", field="file")
+        seen.add(sha)
+        raw = read_tape(path, mapping)
+        converted = convert_tape(raw, mapping, file=str(path))
+        if as_of is None and converted.height and converted.get_column("as_of").null_count() == converted.height:
+            raise TapeInvalid(
+                f"{path}: the tape's date is unknown; give --as-of YYYY-MM-DD, `as_of:` in the mapping, "
+                "or map a 数据日期 column to `as_of`",
+                field="as_of",
+            )
+        ids_so_far = _concat_ids(loaded_ids, [c.check.accepted.get_column("loan_id") for c in checked])
+        rules = tape_rules(mapping, as_of=as_of, loaded_loan_ids=ids_so_far, known_customer_ids=register)
+        checked.append(CheckedTape(path, sha, raw, check_tape(converted, rules)))
+
+    if not checked:
+        return ImportOutcome(
+            import_id=None,
+            as_of=as_of,
+            strict=strict,
+            files=tuple(skipped),
+            written=False,
+            ledger="skipped",
+            quarantine_files=(),
+            partitions=(),
+        )
+    import_id = hashlib.sha256("|".join(c.sha256 for c in checked).encode()).hexdigest()[:16]
+    hold = strict and any(c.check.quarantined for c in checked)
+    outcomes = [
+        _balanced(
+            FileOutcome(
+                file=str(c.path),
+                sha256=c.sha256,
+                read=c.check.read,
+                loaded=0 if hold else c.check.loaded,
+                quarantined=c.check.quarantined,
+                held_back=c.check.loaded if hold else 0,
+                reasons=dict(Counter(c.check.rejected.get_column("reason").to_list()).most_common()),
+            )
+        )
+        for c in checked
+    ]
+    plan = _stage(workspace, import_id, checked, outcomes, hold=hold, as_of=as_of, imported_at=imported_at)
+    outcome = ImportOutcome(
+        import_id=import_id,
+        as_of=as_of,
+        strict=strict,
+        files=tuple(outcomes + skipped),
+        written=True,
+        ledger="skipped",
+        quarantine_files=tuple(t for _, t in plan.moves if t.startswith(f"data/{QUARANTINE_TABLE}/")),
+        partitions=tuple(plan.entry["partitions"]),
+    )
+    return plan, outcome
 
 
 def _concat_ids(loaded: pl.Series | None, accepted: list[pl.Series]) -> pl.Series | None:
@@ -595,10 +641,10 @@ def _concat_ids(loaded: pl.Series | None, accepted: list[pl.Series]) -> pl.Serie
     return pl.concat(parts) if parts else None
 
 
-def _customer_register(root: Path, customers: Sequence[Path], mapping: TapeMapping) -> pl.Series | None:
+def _customer_register(workspace: Workspace, customers: Sequence[Path], mapping: TapeMapping) -> pl.Series | None:
     """Customer ids loans must refer to: the workspace's customers table and any customer tapes given."""
     parts: list[pl.Series] = []
-    in_book = _table_column(root, CUSTOMERS_TABLE, "customer_id")
+    in_book = _table_column(workspace, CUSTOMERS_TABLE, "customer_id")
     if in_book is not None:
         parts.append(in_book)
     for path in customers:
@@ -610,51 +656,71 @@ def _customer_register(root: Path, customers: Sequence[Path], mapping: TapeMappi
     return pl.concat(parts) if parts else None
 
 
+def _customer_chunks(loans: pl.DataFrame, size: int) -> list[pl.DataFrame]:
+    """Loans cut into partitions of about ``size`` loans, each customer's loans in one partition.
+
+    Sorted by customer, a customer goes to the chunk its first loan falls in, so a chunk may run over
+    ``size`` by at most one customer's loans.
+    """
+    if loans.height <= size:
+        return [loans]
+    ordered = loans.sort("customer_id", "loan_id")
+    first_of_customer = pl.col("customer_id").is_first_distinct()
+    chunk = pl.when(first_of_customer).then(pl.int_range(pl.len()) // size).forward_fill()
+    keyed = ordered.with_columns(chunk.alias("__chunk"))
+    return [part.drop("__chunk") for part in keyed.partition_by("__chunk", maintain_order=True)]
+
+
 def _stage(
-    root: Path,
+    workspace: Workspace,
     import_id: str,
-    checked: Sequence[_Checked],
+    checked: Sequence[CheckedTape],
     outcomes: Sequence[FileOutcome],
     *,
     hold: bool,
-    tape_date: date | None,
+    as_of: date | None,
     imported_at: datetime,
 ) -> ImportPlan:
-    """Write the import's files under staging and the plan that publishes them."""
-    stage = _staging_root(root) / import_id
+    """Write the import's partitions under staging and the plan that publishes them."""
+    root = workspace.root
+    stage = _staging_root(workspace) / import_id
     shutil.rmtree(stage, ignore_errors=True)
-    part = f"part-tape-{import_id}.parquet"
     moves: list[tuple[str, str]] = []
+    first = _next_partition(workspace)
+    partitions: list[int] = []
 
-    def put(table: str, frame: pl.DataFrame) -> None:
-        rel = f"data/{table}/{part}"
-        target = stage / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(target)
-        moves.append((str(target.relative_to(root)), rel))
+    def put(table: str, partition: int, frame: pl.DataFrame) -> None:
+        rel = workspace.partition_path(table, partition).relative_to(root).as_posix()
+        staged = stage / rel
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(staged, compression="zstd", statistics=True)
+        moves.append((staged.relative_to(root).as_posix(), rel))
 
     loaded = not hold and any(c.check.loaded for c in checked)
     if loaded:
         accepted = pl.concat([c.check.accepted for c in checked if c.check.loaded])
-        put(LOANS_TABLE, book_loans(accepted))
-        put(POSITIONS_TABLE, tape_positions(accepted, as_of=tape_date))
+        for offset, chunk in enumerate(_customer_chunks(accepted, TARGET_LOANS_PER_PARTITION)):
+            partitions.append(first + offset)
+            put(LOANS_TABLE, first + offset, book_loans(chunk))
+            put(POSITIONS_TABLE, first + offset, tape_positions(chunk, as_of=as_of))
     quarantine = [_quarantine(c, import_id) for c in checked if c.check.quarantined]
     if quarantine:
-        put(QUARANTINE_TABLE, pl.concat(quarantine))
+        put(QUARANTINE_TABLE, first, pl.concat(quarantine))
     entry = {
         "import_id": import_id,
         "imported_at": imported_at.isoformat(),
-        "as_of": tape_date.isoformat() if tape_date else None,
+        "as_of": as_of.isoformat() if as_of else None,
         "status": "rejected" if hold else "loaded",
         "files": [{k: v for k, v in asdict(o).items() if k != "already_imported"} for o in outcomes],
+        "partitions": partitions,
         "parts": [t for _, t in moves],
     }
-    plan = ImportPlan(root=root, import_id=import_id, moves=moves, entry=entry, ledger_needed=loaded)
+    plan = ImportPlan(workspace=workspace, import_id=import_id, moves=moves, entry=entry, ledger_needed=loaded)
     plan.write()
     return plan
 
 
-def _quarantine(c: _Checked, import_id: str) -> pl.DataFrame:
+def _quarantine(c: CheckedTape, import_id: str) -> pl.DataFrame:
     rows = quarantine_rows(c.raw, c.check.rejected)
     return rows.with_columns(
         pl.lit(import_id).alias("import_id"), pl.lit(str(c.path)).alias("file"), pl.lit(c.sha256).alias("file_sha256")
