@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from runoff.portfolio import generator
+from runoff.portfolio.calibration import Calibration, calibration_partition, merge_calibration
 from runoff.portfolio.generator import BookConfig, book_truth, product_catalogue
 from runoff.portfolio.schemas import TABLES
 from runoff.portfolio.summary import BookSummary, PartialSummary, merge_summaries, summarise_partition
@@ -68,6 +69,7 @@ class GenerateResult:
     partitions: int
     totals: dict[str, int]
     truth_files: list[str]
+    calibration: dict[str, dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class GenerateResult:
             "partitions": self.partitions,
             "totals": self.totals,
             "truth_files": self.truth_files,
+            "calibration": self.calibration,
         }
 
 
@@ -96,7 +99,14 @@ def generate_book(
     ]
     tasks = [GenerateTask(str(workspace.root.resolve()), config, p) for p in range(config.n_partitions)]
     totals = run_partitions(generate_partition_task, tasks, _add_counts, scheduler=scheduler, progress=progress)
-    result = GenerateResult(config=config, partitions=len(tasks), totals=totals, truth_files=truth_files)
+    calibration = book_calibration(workspace, scheduler=scheduler)
+    result = GenerateResult(
+        config=config,
+        partitions=len(tasks),
+        totals=totals,
+        truth_files=truth_files,
+        calibration=calibration.figures(),
+    )
     workspace.write_json(BOOK_FILE, {"source": "generated", **result.as_dict()})
     return result
 
@@ -135,3 +145,17 @@ def book_metadata(workspace: Workspace) -> dict[str, Any] | None:
     """What data/book.json says about the book (its source and generation settings), if present."""
     path = workspace.data_dir / BOOK_FILE
     return workspace.read_json(BOOK_FILE) if path.is_file() else None
+
+
+def calibration_partition_task(task: InfoTask) -> pl.DataFrame:
+    """Delinquency sums of one partition (D1, 30-day cure, roll to 30 DPD, 90+ balance) by month end."""
+    workspace = Workspace(Path(task.root))
+    return calibration_partition(
+        workspace.scan("performance", task.partition), workspace.scan("payments", task.partition)
+    )
+
+
+def book_calibration(workspace: Workspace, *, scheduler: str | None = None) -> Calibration:
+    """The book's delinquency figures beside the published ranges it is calibrated to."""
+    tasks = [InfoTask(str(workspace.root.resolve()), p) for p in workspace.partitions("performance")]
+    return run_partitions(calibration_partition_task, tasks, merge_calibration, scheduler=scheduler)

@@ -144,6 +144,15 @@ def register(app: typer.Typer) -> None:
                 f"{t.get('payments_rows', 0):,} payments, {t.get('performance_rows', 0):,} month-end rows "
                 f"in {result.partitions} partition(s); true parameters in data/truth/"
             )
+            table = Table(title="Delinquency against published ranges (docs/book.md)")
+            for col in ("figure", "numerator", "denominator", "ratio", "published range"):
+                table.add_column(col, justify="left" if col == "figure" else "right")
+            for name, fig in result.calibration.items():
+                ratio = "" if fig["ratio"] is None else _pct(fig["ratio"])
+                rng = fig.get("published_range")
+                span = f"{_pct(rng[0])} – {_pct(rng[1])}" if rng else ""
+                table.add_row(name, _yuan(fig["numerator_fen"]), _yuan(fig["denominator_fen"]), ratio, span)
+            c.print(table)
 
         emit(result.as_dict(), as_json=as_json, render=render)
 

@@ -33,7 +33,7 @@ FloatArray = npt.NDArray[np.float64]
 
 # Outcomes of a delinquent state k (1..6) for grade C at macro 1: cure, back one, stay, roll.
 _DELINQUENT_OUTCOMES: dict[int, tuple[float, float, float, float]] = {
-    1: (0.55, 0.00, 0.12, 0.33),
+    1: (0.57, 0.00, 0.13, 0.30),
     2: (0.20, 0.08, 0.10, 0.62),
     3: (0.10, 0.05, 0.08, 0.77),
     4: (0.05, 0.03, 0.05, 0.87),
@@ -57,11 +57,11 @@ class GradeBehaviour:
 
 
 DEFAULT_GRADES: tuple[GradeBehaviour, ...] = (
-    GradeBehaviour("A", 0.30, 0.006, 0.75, 0.018, 0.024, 0.012, 0.20),
-    GradeBehaviour("B", 0.30, 0.012, 0.90, 0.026, 0.020, 0.010, 0.22),
-    GradeBehaviour("C", 0.20, 0.022, 1.00, 0.032, 0.016, 0.008, 0.25),
-    GradeBehaviour("D", 0.12, 0.040, 1.10, 0.040, 0.012, 0.006, 0.28),
-    GradeBehaviour("E", 0.08, 0.070, 1.20, 0.050, 0.008, 0.004, 0.30),
+    GradeBehaviour("A", 0.30, 0.006, 0.75, 0.022, 0.024, 0.012, 0.20),
+    GradeBehaviour("B", 0.30, 0.012, 0.90, 0.030, 0.020, 0.010, 0.22),
+    GradeBehaviour("C", 0.20, 0.022, 1.00, 0.036, 0.016, 0.008, 0.25),
+    GradeBehaviour("D", 0.12, 0.040, 1.10, 0.044, 0.012, 0.006, 0.28),
+    GradeBehaviour("E", 0.08, 0.070, 1.20, 0.054, 0.008, 0.004, 0.30),
 )
 
 
@@ -143,11 +143,14 @@ class Behaviour:
         peak = float(rng.uniform(low, high))
         start = int(rng.integers(int(months * 0.4), max(int(months * 0.7), int(months * 0.4)) + 1))
         episode = np.ones(months)
+        weight = np.zeros(months)  # how much of the month is the episode: its drift fades out at the peak
         if stress:
             shape = np.array([1 / 3, 2 / 3, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
             for i, s in enumerate(shape):
                 if start + i < months:
                     episode[start + i] = 1.0 + (peak - 1.0) * s
+                    weight[start + i] = s
         else:
             start, peak = -1, 1.0
-        return MacroPath(factor=np.exp(log_factor) * episode, stress=episode, stress_start=start, stress_peak=peak)
+        factor = np.exp(log_factor * (1.0 - weight)) * episode
+        return MacroPath(factor=factor, stress=episode, stress_start=start, stress_peak=peak)
