@@ -99,6 +99,18 @@ class InvariantBroken(RunoffError):
     exit_code = 1
 
 
+def field_of_validation_error(exc: Any) -> str | None:
+    """The dotted path of the first failing field, or the backticked name a model-level check starts with."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    if loc:
+        return loc
+    msg = str(first.get("msg", "")).removeprefix("Value error, ")
+    if msg.startswith("`") and "`" in msg[1:]:
+        return msg[1 : msg.index("`", 1)]
+    return None
+
+
 def describe_validation_error(exc: Any, *, source: str) -> str:
     """Turn a pydantic ``ValidationError`` into one readable sentence per problem.
 
@@ -106,9 +118,10 @@ def describe_validation_error(exc: Any, *, source: str) -> str:
     """
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
-        msg = err.get("msg", "invalid")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         got = err.get("input")
         got_txt = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-        lines.append(f"`{loc}`: {msg}{got_txt}")
+        # model-level checks already name their field in backticks at the start of the message
+        lines.append(f"{msg}" if not loc else f"`{loc}`: {msg}{got_txt}")
     return f"{source}: " + "; ".join(lines)

@@ -50,8 +50,8 @@ def test_json_lists_each_file_with_its_apr_by_term(app):
     [
         ("unknown-method.yaml", "`method`"),
         ("flat-fee-without-fee.yaml", "fee_rate"),
-        ("both-rates.yaml", "leave `fee_rate` out"),
-        ("zero-term.yaml", "terms [0]"),
+        ("both-rates.yaml", "`fee_rate`: not allowed"),
+        ("zero-term.yaml", "`terms`: [0] not allowed"),
         ("rate-as-percent.yaml", "`annual_rate`"),
         ("unknown-field.yaml", "`day_cont`"),
         ("flat-fee-capitalize.yaml", "`grace_kind`"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from runoff import __version__
 from runoff.cli.output import fail
@@ -24,6 +26,18 @@ COMMAND_MODULES = (
 )
 
 
+class RunoffGroup(TyperGroup):
+    """The root command group: maps a :class:`RunoffError` from any command to one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RunoffError as exc:
+            args = [*ctx.protected_args, *ctx.args]
+            fail(exc, as_json="--json" in args)
+            return None
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"runoff {__version__}")
@@ -33,6 +47,7 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="runoff",
+        cls=RunoffGroup,
         help="Plan, simulate and run the wind-down of a consumer installment credit product.",
         no_args_is_help=True,
         add_completion=False,

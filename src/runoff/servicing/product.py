@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from runoff.calendar import BusinessDayRule, Frequency
-from runoff.errors import ProductInvalid, describe_validation_error
+from runoff.errors import ProductInvalid, describe_validation_error, field_of_validation_error
 from runoff.money import RoundingMode
 
 
@@ -220,23 +220,29 @@ class Product(BaseModel):
     def _price_matches_method(self) -> Product:
         if self.method is Method.FLAT_FEE:
             if self.fee_rate is None:
-                raise ValueError("method flat-fee needs `fee_rate` (per period, e.g. 0.006)")
+                raise ValueError("`fee_rate`: missing; method flat-fee needs a fee rate per period, e.g. 0.006")
             if self.annual_rate not in (None, Decimal(0)):
-                raise ValueError("method flat-fee prices by `fee_rate`; leave `annual_rate` out")
+                raise ValueError(
+                    "`annual_rate`: not allowed with method flat-fee, which prices by `fee_rate`; leave it out"
+                )
         else:
             if self.annual_rate is None:
-                raise ValueError(f"method {self.method.value} needs `annual_rate` (a fraction, e.g. 0.18)")
+                raise ValueError(
+                    f"`annual_rate`: missing; method {self.method.value} needs an annual rate (a fraction, e.g. 0.18)"
+                )
             if self.fee_rate not in (None, Decimal(0)):
-                raise ValueError(f"method {self.method.value} prices by `annual_rate`; leave `fee_rate` out")
+                raise ValueError(
+                    f"`fee_rate`: not allowed with method {self.method.value}, which prices by `annual_rate`; leave it out"
+                )
         bad = [t for t in self.terms if not 1 <= t <= 360]
         if bad:
-            raise ValueError(f"terms {bad} are not allowed; expected periods from 1 to 360")
+            raise ValueError(f"`terms`: {bad} not allowed; expected numbers of periods from 1 to 360")
         if self.grace_periods and any(t <= self.grace_periods for t in self.terms):
-            raise ValueError("every term must be longer than `grace_periods`")
+            raise ValueError("`grace_periods`: every term must be longer than the grace periods")
         if self.down_payment and self.grace_periods:
-            raise ValueError("a down payment and grace periods cannot be combined")
+            raise ValueError("`down_payment`: cannot be combined with `grace_periods`")
         if self.min_principal > self.max_principal:
-            raise ValueError("`min_principal` is above `max_principal`")
+            raise ValueError("`min_principal`: above `max_principal`")
         return self
 
     @property
@@ -258,9 +264,9 @@ def parse_product(data: Any, *, source: str = "product") -> Product:
     try:
         return Product.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or None
-        raise ProductInvalid(describe_validation_error(exc, source=source), field=field) from None
+        raise ProductInvalid(
+            describe_validation_error(exc, source=source), field=field_of_validation_error(exc)
+        ) from None
 
 
 def adhoc_product(
