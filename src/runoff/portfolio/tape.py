@@ -193,7 +193,8 @@ def _status(value: Any) -> TapeStatus:
     return parse_status(value)
 
 
-DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+ISO_DATE = "%Y-%m-%d"
+DEFAULT_DATE_FORMATS: tuple[str, ...] = (ISO_DATE, "%Y/%m/%d", "%Y%m%d")
 
 
 class TapeMapping(BaseModel):
@@ -358,7 +359,9 @@ def _date(raw: pl.Expr, dtype: pl.DataType, formats: Sequence[str]) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         return raw.dt.date()
     text = _as_text(raw, dtype)
-    parsed = [text.str.to_date(fmt, strict=False) for fmt in formats]
+    # ISO dates are unambiguous and what typed Excel cells read as, so they are always understood.
+    tried = [*formats, *([ISO_DATE] if ISO_DATE not in formats else [])]
+    parsed = [text.str.to_date(fmt, strict=False) for fmt in tried]
     return parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
 
 
@@ -398,16 +401,21 @@ def _identifier(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return pl.when(text.str.contains(r"^\d{1,18}$")).then(text.cast(pl.Int64, strict=False))
 
 
+RATE_DECIMALS = 10
+"""Rates are kept to 1e-10, far finer than any contract rate (the schedule engine works in 1e-8)."""
+
+
 def _rate(raw: pl.Expr, dtype: pl.DataType, scale: RateScale) -> pl.Expr:
     divisor = 100.0 if scale is RateScale.PERCENT else 1.0
     if dtype.is_numeric():
         value = raw.cast(pl.Float64) / divisor
-        return pl.when(value.is_finite()).then(value)
+        return pl.when(value.is_finite()).then(value.round(RATE_DECIMALS))
     text = raw.cast(pl.String).str.strip_chars()
     is_percent = text.str.ends_with("%")
     number = text.str.strip_suffix("%").str.strip_chars().cast(pl.Float64, strict=False)
     value = pl.when(is_percent).then(number / 100.0).otherwise(number / divisor)
-    return pl.when(value.is_finite()).then(value)
+    # "0.7%" / 100 is 0.006999…9 in binary; rounding to 1e-10 gives back the double nearest 0.007.
+    return pl.when(value.is_finite()).then(value.round(RATE_DECIMALS))
 
 
 def _aliased(raw: pl.Expr, dtype: pl.DataType, table: Mapping[str, str]) -> pl.Expr:
@@ -937,3 +945,85 @@ def tape_positions(accepted: pl.DataFrame, *, as_of: date | None) -> pl.DataFram
         pl.coalesce(c("dpd"), derived_dpd, pl.lit(0)).cast(pl.Int32).alias("dpd"),
         c("oldest_unpaid_due_on"),
     )
+
+
+# --- from book to tape (the inverse: example tapes and round trips) --------------------------------------------
+
+METHOD_NAMES_ZH: dict[str, str] = {
+    Method.EQUAL_INSTALLMENT.value: "等额本息",
+    Method.EQUAL_PRINCIPAL.value: "等额本金",
+    Method.FLAT_FEE.value: "等本等费",
+    Method.INTEREST_ONLY.value: "先息后本",
+}
+STATUS_NAMES_ZH: dict[str, str] = {
+    TapeStatus.CURRENT.value: "正常",
+    TapeStatus.OVERDUE.value: "逾期",
+    TapeStatus.PAID_OFF.value: "结清",
+    TapeStatus.EARLY_SETTLED.value: "提前结清",
+    TapeStatus.CHARGED_OFF.value: "核销",
+}
+
+
+def tape_from_book(loans: pl.DataFrame, performance: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
+    """The loan tape a lender would cut from a book on ``as_of``: the ``loans`` columns plus each loan's
+    latest month-end position (balance, DPD, status; 逾期 when active with DPD above 0), in tape fields."""
+    c = pl.col
+    latest = (
+        performance.filter(c("month_end") <= as_of)
+        .sort("loan_id", "month_end")
+        .group_by("loan_id", maintain_order=True)
+        .last()
+        .select("loan_id", "principal_balance_fen", "dpd")
+    )
+    status = (
+        pl.when(c("status") != "active")
+        .then(c("status"))
+        .when(c("dpd") > 0)
+        .then(pl.lit(TapeStatus.OVERDUE.value))
+        .otherwise(pl.lit(TapeStatus.CURRENT.value))
+    )
+    tape = (
+        loans.filter(c("originated_on") <= as_of)
+        .join(latest, on="loan_id", how="left")
+        .with_columns(
+            status.alias("status"),
+            c("dpd").cast(pl.Int64),
+            pl.lit(None, dtype=pl.Date).alias("oldest_unpaid_due_on"),
+            pl.lit(as_of, dtype=pl.Date).alias("as_of"),
+        )
+    )
+    return tape.select([c(f.name).cast(DTYPES[f.kind]) for f in TAPE_FIELDS])
+
+
+def _yuan_text(fen: pl.Expr) -> pl.Expr:
+    sign = pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = fen.abs() // 100
+    cents = (fen.abs() % 100).cast(pl.String).str.zfill(2)
+    return pl.format("{}{}.{}", sign, whole, cents)
+
+
+def tape_in_source_columns(tape: pl.DataFrame, mapping: TapeMapping) -> pl.DataFrame:
+    """A tape (tape fields) written the way ``mapping`` reads it: source headers, each column's first date
+    format, amounts in its unit, rates in its scale, methods and statuses in Chinese. The inverse of
+    :func:`convert_tape` for the columns the mapping names."""
+    exprs: list[pl.Expr] = []
+    for fld in TAPE_FIELDS:
+        col = mapping.columns.get(fld.name)
+        if col is None or fld.name not in tape.columns:
+            continue
+        value = pl.col(fld.name)
+        if fld.kind is FieldKind.DATE:
+            text = value.dt.strftime(mapping.date_formats_of(fld.name)[0])
+        elif fld.kind is FieldKind.AMOUNT:
+            text = _yuan_text(value) if mapping.unit_of(fld.name) is AmountUnit.YUAN else value.cast(pl.String)
+        elif fld.kind is FieldKind.RATE:
+            scaled = value * 100 if mapping.scale_of(fld.name) is RateScale.PERCENT else value
+            text = scaled.round(8).cast(pl.String)
+        elif fld.kind is FieldKind.METHOD:
+            text = value.replace_strict(METHOD_NAMES_ZH, default=value)
+        elif fld.kind is FieldKind.STATUS:
+            text = value.replace_strict(STATUS_NAMES_ZH, default=value)
+        else:
+            text = value.cast(pl.String)
+        exprs.append(text.alias(col.source))
+    return tape.select(exprs)
