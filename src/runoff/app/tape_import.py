@@ -34,6 +34,7 @@ import io
 import json
 import os
 import shutil
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -130,7 +131,7 @@ def read_tape(path: Path, mapping: TapeMapping) -> pl.DataFrame:
             frame = _read_excel(path, mapping)
     except TapeInvalid:
         raise
-    except (pl.exceptions.PolarsError, OSError, ValueError, KeyError) as exc:
+    except (pl.exceptions.PolarsError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TapeInvalid(f"{path}: cannot be read as {kind}: {first}", field="file") from None
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
@@ -257,7 +258,8 @@ def _loaded_files(workspace: Workspace, manifest: dict[str, Any]) -> dict[str, d
     for entry in manifest["imports"]:
         if entry.get("status") != "loaded":
             continue
-        if not all((workspace.root / part).is_file() for part in entry["parts"]):
+        loans_parts = [p for p in entry["parts"] if p.startswith(f"data/{LOANS_TABLE}/")]
+        if not all((workspace.root / part).is_file() for part in loans_parts):
             continue  # its partitions were removed since (a regenerated book): the file is not in the book
         for f in entry["files"]:
             out[f["sha256"]] = {**f, "import_id": entry["import_id"]}
@@ -445,15 +447,14 @@ class ImportPlan:
                 done.append((staged, target))
             ledger = self._load_ledger(loader)
             manifest = read_manifest(self.workspace)
-            if not any(e["import_id"] == self.import_id for e in manifest["imports"]):
-                manifest["imports"].append({**self.entry, "ledger": ledger})
-                _write_json_atomically(_imports_dir(self.workspace) / MANIFEST, manifest)
+            others = [e for e in manifest["imports"] if e["import_id"] != self.import_id]
+            manifest["imports"] = [*others, {**self.entry, "ledger": ledger}]
+            _write_json_atomically(_imports_dir(self.workspace) / MANIFEST, manifest)
         except BaseException:
             for staged, target in reversed(done):
                 with contextlib.suppress(OSError):
                     os.replace(target, staged)
-            with contextlib.suppress(OSError):
-                (self.stage / PLAN).unlink()
+            shutil.rmtree(self.stage, ignore_errors=True)
             raise
         shutil.rmtree(self.stage, ignore_errors=True)
         return ledger
@@ -686,7 +687,10 @@ def _stage(
     stage = _staging_root(workspace) / import_id
     shutil.rmtree(stage, ignore_errors=True)
     moves: list[tuple[str, str]] = []
+    prior = next((e for e in read_manifest(workspace)["imports"] if e["import_id"] == import_id), None)
     first = _next_partition(workspace)
+    # The same files imported again (after a --strict rejection) replace their quarantine report, not add one.
+    quarantine_partition = prior["quarantine_partition"] if prior is not None else first
     partitions: list[int] = []
 
     def put(table: str, partition: int, frame: pl.DataFrame) -> None:
@@ -705,13 +709,14 @@ def _stage(
             put(POSITIONS_TABLE, first + offset, tape_positions(chunk, as_of=as_of))
     quarantine = [_quarantine(c, import_id) for c in checked if c.check.quarantined]
     if quarantine:
-        put(QUARANTINE_TABLE, first, pl.concat(quarantine))
+        put(QUARANTINE_TABLE, quarantine_partition, pl.concat(quarantine))
     entry = {
         "import_id": import_id,
         "imported_at": imported_at.isoformat(),
         "as_of": as_of.isoformat() if as_of else None,
         "status": "rejected" if hold else "loaded",
         "files": [{k: v for k, v in asdict(o).items() if k != "already_imported"} for o in outcomes],
+        "quarantine_partition": quarantine_partition,
         "partitions": partitions,
         "parts": [t for _, t in moves],
     }

@@ -1,0 +1,447 @@
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import polars as pl
+import pytest
+
+from runoff.app.tape_import import (
+    ImportOutcome,
+    _import_lock,
+    import_tapes,
+    read_manifest,
+    recover_imports,
+    stage_import,
+)
+from runoff.errors import Conflict
+from runoff.portfolio.generator import BookConfig, generate_partition
+from runoff.portfolio.tape import TapeInvalid, load_mapping, tape_from_book, tape_in_source_columns
+from runoff.store.workspace import Workspace
+
+MAPPING = load_mapping(Path(__file__).parents[2] / "examples" / "mappings" / "cn_loan_tape.yaml")
+NOW = datetime(2025, 1, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def book() -> dict[str, pl.DataFrame]:
+    return generate_partition(BookConfig(customers=1500, months=12, seed=11), 0)
+
+
+@pytest.fixture(scope="module")
+def as_of(book) -> date:
+    return book["performance"].get_column("month_end").max()
+
+
+@pytest.fixture(scope="module")
+def cn_tape(book, as_of) -> pl.DataFrame:
+    """The generated book's loan tape as a Chinese core system would export it (all text)."""
+    return tape_in_source_columns(tape_from_book(book["loans"], book["performance"], as_of=as_of), MAPPING)
+
+
+@pytest.fixture
+def workspace(tmp_path, book) -> Workspace:
+    ws = Workspace.init(tmp_path / "ws")
+    ws.write_partition("customers", 0, book["customers"])
+    return ws
+
+
+def run(files, ws, **kw) -> ImportOutcome:
+    return import_tapes([Path(f) for f in files], workspace=ws, mapping=MAPPING, imported_at=NOW, **kw)
+
+
+def snapshot(ws: Workspace) -> dict[str, str]:
+    """Every file of the workspace's data folder with its content hash (the lock file aside)."""
+    return {
+        str(p.relative_to(ws.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(ws.data_dir.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def staging_is_empty(ws: Workspace) -> bool:
+    staging = ws.data_dir / "imports" / "staging"
+    return not staging.exists() or not any(staging.iterdir())
+
+
+def book_loans(ws: Workspace) -> pl.DataFrame:
+    return ws.scan("loans").collect().sort("loan_id") if ws.has_table("loans") else pl.DataFrame()
+
+
+# --- round trip -----------------------------------------------------------------------------------------------
+
+
+def test_generated_book_exported_with_chinese_headers_imports_back_to_the_same_book(
+    tmp_path, workspace, book, cn_tape, as_of
+):
+    path = tmp_path / "借据明细.csv"
+    cn_tape.write_csv(path)
+    assert "借据号" in path.read_text(encoding="utf-8").splitlines()[0]
+
+    outcome = run([path], workspace)
+
+    assert (outcome.read, outcome.loaded, outcome.quarantined) == (book["loans"].height, book["loans"].height, 0)
+    assert book_loans(workspace).equals(book["loans"].sort("loan_id"))
+    positions = workspace.scan("tape_positions").collect().sort("loan_id")
+    expected = tape_from_book(book["loans"], book["performance"], as_of=as_of).sort("loan_id")
+    assert positions.get_column("principal_balance_fen").equals(expected.get_column("principal_balance_fen"))
+    assert positions.get_column("dpd").cast(pl.Int64).equals(expected.get_column("dpd"))
+    assert positions.get_column("status").equals(book["loans"].sort("loan_id").get_column("status"))
+    assert positions.get_column("as_of").unique().to_list() == [as_of]
+
+
+# --- one percent bad rows of every kind -----------------------------------------------------------------------
+
+
+def _ymd(d: date) -> str:
+    return d.strftime("%Y/%m/%d")
+
+
+def _d(text: str) -> date:
+    return datetime.strptime(text, "%Y/%m/%d").replace(tzinfo=UTC).date()
+
+
+# kind -> (eligible(row) -> bool, corrupt(row) -> row, column, reason)
+def _kinds(as_of: date):
+    active = lambda r: r["贷款状态"] in ("正常", "逾期")  # noqa: E731
+    old_enough = lambda r: (as_of - _d(r["放款日期"])).days > 90 and r["贷款状态"] == "正常"  # noqa: E731
+    return {
+        "amount-text": (lambda r: True, lambda r: {**r, "本金": r["本金"] + "x"}, "principal_fen", "type.unparseable"),
+        "month-13": (lambda r: True, lambda r: {**r, "放款日期": "2024/13/01"}, "originated_on", "type.unparseable"),
+        "id-not-a-number": (
+            lambda r: True,
+            lambda r: {**r, "借据号": "DK" + r["借据号"]},
+            "loan_id",
+            "type.unparseable",
+        ),
+        "unknown-method": (lambda r: True, lambda r: {**r, "还款方式": "气球贷"}, "method", "type.unparseable"),
+        "unknown-status": (lambda r: True, lambda r: {**r, "贷款状态": "可疑"}, "status", "type.unparseable"),
+        "missing-customer": (lambda r: True, lambda r: {**r, "客户号": ""}, "customer_id", "required.missing"),
+        "missing-term": (lambda r: True, lambda r: {**r, "期数": None}, "term_months", "required.missing"),
+        "negative-principal": (
+            lambda r: True,
+            lambda r: {**r, "本金": "-" + r["本金"]},
+            "principal_fen",
+            "range.not_positive",
+        ),
+        "rate-above-one": (
+            lambda r: r["还款方式"] != "等本等费",
+            lambda r: {**r, "年利率": "150"},
+            "annual_rate",
+            "range.rate",
+        ),
+        "term-0": (lambda r: True, lambda r: {**r, "期数": "0"}, "term_months", "range.term"),
+        "term-400": (lambda r: True, lambda r: {**r, "期数": "400"}, "term_months", "range.term"),
+        "drawn-after-tape-date": (
+            lambda r: True,
+            lambda r: {**r, "放款日期": _ymd(as_of + timedelta(days=1))},
+            "originated_on",
+            "date.start_after_as_of",
+        ),
+        "maturity-before-drawing": (
+            lambda r: True,
+            lambda r: {**r, "到期日": _ymd(_d(r["放款日期"]) - timedelta(days=1))},
+            "maturity_on",
+            "date.due_before_origination",
+        ),
+        "balance-above-principal": (
+            active,
+            lambda r: {**r, "剩余本金": f"{float(r['本金']) + 0.01:.2f}"},
+            "principal_balance_fen",
+            "balance.above_principal",
+        ),
+        "dpd-while-current": (
+            lambda r: r["贷款状态"] == "正常",
+            lambda r: {**r, "逾期天数": "5"},
+            "dpd",
+            "dpd.contradicts_status",
+        ),
+        "dpd-older-than-loan": (
+            active,
+            lambda r: {**r, "贷款状态": "逾期", "逾期天数": str((as_of - _d(r["放款日期"])).days + 10)},
+            "dpd",
+            "dpd.exceeds_loan_age",
+        ),
+        "dpd-vs-oldest-unpaid": (
+            old_enough,
+            lambda r: {**r, "贷款状态": "逾期", "逾期天数": "10", "最早未还款日": _ymd(as_of - timedelta(days=40))},
+            "dpd",
+            "dpd.contradicts_due_date",
+        ),
+        "unknown-customer": (
+            lambda r: True,
+            lambda r: {**r, "客户号": "99999999"},
+            "customer_id",
+            "reference.unknown_customer",
+        ),
+    }
+
+
+def test_one_percent_bad_rows_of_every_kind_are_quarantined_with_their_reason(tmp_path, workspace, cn_tape, as_of):
+    rng = np.random.default_rng(20240630)
+    rows = cn_tape.rows(named=True)
+    kinds = _kinds(as_of)
+    n_bad = len(rows) // 100
+    per_kind = -(-n_bad // (len(kinds) + 2))  # ceil: at least 1 % in all
+    taken: set[int] = set()
+    expected: dict[int, tuple[str, str]] = {}  # 1-based data row -> (column, reason)
+    for _name, (eligible, corrupt, column, reason) in kinds.items():
+        candidates = [i for i in rng.permutation(len(rows) - 1) + 1 if i not in taken and eligible(rows[i])]
+        for i in candidates[:per_kind]:
+            rows[i] = corrupt(rows[i])
+            taken.add(i)
+            expected[i + 1] = (column, reason)
+    # Duplicates within the file: later copies of loans that stay good earlier in the file.
+    good = sorted(set(range(len(rows))) - taken)
+    for first, later in zip(good[:per_kind], good[-per_kind:], strict=True):
+        rows[later] = {**rows[later], "借据号": rows[first]["借据号"]}
+        taken.add(later)
+        expected[later + 1] = ("loan_id", "duplicate.in_file")
+    # Loans already in the book: an earlier import carries a few of the tape's loans.
+    earlier = [i for i in good[per_kind : 2 * per_kind]]
+    pl.DataFrame([rows[i] for i in earlier], schema=cn_tape.schema).write_csv(tmp_path / "earlier.csv")
+    assert run([tmp_path / "earlier.csv"], workspace).loaded == len(earlier)
+    for i in earlier:
+        expected[i + 1] = ("loan_id", "duplicate.already_loaded")
+    assert len(expected) >= len(rows) // 100
+
+    path = tmp_path / "tape.csv"
+    pl.DataFrame(rows, schema=cn_tape.schema).write_csv(path)
+    outcome = run([path], workspace)
+
+    assert outcome.read == len(rows) == outcome.loaded + outcome.quarantined
+    assert outcome.quarantined == len(expected)
+    q = pl.read_parquet(workspace.root / outcome.quarantine_files[0])
+    got = {r["row"]: (r["column"], r["reason"]) for r in q.iter_rows(named=True)}
+    assert got == expected
+    assert set(q.get_column("file").unique()) == {str(path)}
+    raw = json.loads(q.sort("row").get_column("raw")[0])
+    assert raw == {k: v for k, v in rows[q.sort("row").get_column("row")[0] - 1].items()} | {
+        k: None for k, v in raw.items() if v is None
+    }
+    loaded_ids = set(book_loans(workspace).get_column("loan_id").to_list())
+    good_ids = {int(rows[i]["借据号"]) for i in range(len(rows)) if i + 1 not in expected}
+    assert loaded_ids == good_ids | {int(rows[i]["借据号"]) for i in earlier}
+
+
+# --- idempotent and resumable ---------------------------------------------------------------------------------
+
+
+def test_importing_the_same_file_twice_does_not_double_the_book(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.write_csv(path)
+    first = run([path], workspace)
+    before = snapshot(workspace)
+    copy = tmp_path / "renamed copy.csv"
+    copy.write_bytes(path.read_bytes())
+
+    again = run([path, copy], workspace)
+
+    assert again.import_id is None and not again.written
+    assert [f.already_imported for f in again.files] == [first.import_id, first.import_id]
+    assert book_loans(workspace).height == cn_tape.height
+    assert snapshot(workspace) == before
+    assert len(read_manifest(workspace)["imports"]) == 1
+
+
+def test_a_file_that_fails_halfway_leaves_the_workspace_unchanged(tmp_path, workspace, cn_tape):
+    good, broken = tmp_path / "a.csv", tmp_path / "b.csv"
+    cn_tape.head(100).write_csv(good)
+    lines = cn_tape.slice(100, 200).write_csv().splitlines()
+    lines[100] += ",an extra field"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = snapshot(workspace)
+
+    with pytest.raises(TapeInvalid, match="b.csv"):
+        run([good, broken], workspace)
+
+    assert snapshot(workspace) == before
+    assert not book_loans(workspace).height
+    assert staging_is_empty(workspace)
+
+
+def test_a_commit_that_fails_midway_moves_everything_back(tmp_path, workspace, cn_tape):
+    rows = cn_tape.head(50).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("x")).otherwise(pl.col("本金")).alias("本金")
+    )
+    path = tmp_path / "t.csv"
+    rows.write_csv(path)
+    blocker = workspace.data_dir / "quarantine"
+    blocker.write_text("a file where the quarantine folder should be", encoding="utf-8")
+    before = snapshot(workspace)
+
+    with pytest.raises(OSError):
+        run([path], workspace)
+
+    assert snapshot(workspace) == before  # the loans partition, moved first, was moved back
+    blocker.unlink()
+    outcome = run([path], workspace)
+    assert (outcome.loaded, outcome.quarantined) == (49, 1)
+    assert book_loans(workspace).height == 49
+
+
+def test_a_crash_after_staging_is_rolled_forward_by_the_next_import(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.write_csv(path)
+    staged = stage_import([path], workspace=workspace, mapping=MAPPING, as_of=None, strict=False, imported_at=NOW)
+    assert not isinstance(staged, ImportOutcome)  # the process "dies" here: plan written, nothing committed
+    assert not workspace.has_table("loans")
+
+    assert recover_imports(workspace) == [(staged[0].import_id, "rolled forward")]
+    assert book_loans(workspace).height == cn_tape.height
+    assert run([path], workspace).files[0].already_imported == staged[0].import_id
+
+
+def test_a_crash_before_the_plan_is_rolled_back(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.write_csv(path)
+    plan, _ = stage_import([path], workspace=workspace, mapping=MAPPING, as_of=None, strict=False, imported_at=NOW)
+    (plan.stage / "plan.json").unlink()  # died while still writing the staged partitions
+
+    outcome = run([path], workspace)
+
+    assert outcome.loaded == cn_tape.height
+    assert len(read_manifest(workspace)["imports"]) == 1
+    assert staging_is_empty(workspace)
+
+
+def test_a_second_import_at_the_same_time_is_refused(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.head(10).write_csv(path)
+    with _import_lock(workspace), pytest.raises(Conflict, match="another import"):
+        run([path], workspace)
+
+
+# --- formats --------------------------------------------------------------------------------------------------
+
+
+def test_excel_tape_with_typed_cells_imports_with_sheet_row_numbers(tmp_path, workspace, book, as_of):
+    tape = tape_from_book(book["loans"], book["performance"], as_of=as_of).head(30)
+    text = tape_in_source_columns(tape, MAPPING)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "借据明细"
+    ws.append(text.columns)
+    for i, (typed, row) in enumerate(zip(tape.iter_rows(named=True), text.iter_rows(), strict=True)):
+        cells = list(row)
+        cells[text.columns.index("借据号")] = typed["loan_id"]  # a number cell
+        cells[text.columns.index("放款日期")] = datetime.combine(typed["originated_on"], datetime.min.time())
+        cells[text.columns.index("本金")] = typed["principal_fen"] / 100  # yuan as a float cell
+        cells[text.columns.index("期数")] = float(typed["term_months"])
+        ws.append(cells)
+        if i == 9:
+            ws.append([None] * len(cells))  # a blank row inside the sheet: data row 11
+    for _ in range(3):
+        ws.append([None] * len(text.columns))  # trailing blank rows are formatting, not rows
+    path = tmp_path / "tape.xlsx"
+    wb.save(path)
+
+    outcome = import_tapes(
+        [path], workspace=workspace, mapping=MAPPING.model_copy(update={"sheet": "借据明细"}), imported_at=NOW
+    )
+
+    assert (outcome.read, outcome.loaded, outcome.quarantined) == (31, 30, 1)
+    q = pl.read_parquet(workspace.root / outcome.quarantine_files[0])
+    assert q.select("row", "reason").rows() == [(11, "required.missing")]
+    expected = book["loans"].filter(pl.col("loan_id").is_in(tape.get_column("loan_id").implode())).sort("loan_id")
+    assert book_loans(workspace).equals(expected)
+
+
+def test_parquet_tape_with_typed_columns_imports(tmp_path, workspace, book, as_of):
+    tape = tape_from_book(book["loans"], book["performance"], as_of=as_of).head(40)
+    path = tmp_path / "tape.parquet"
+    tape.write_parquet(path)  # runoff's own field names and types: no mapping needed
+
+    outcome = import_tapes(
+        [path], workspace=workspace, mapping=load_mapping(_write(tmp_path, "amount_unit: fen\n")), imported_at=NOW
+    )
+
+    assert outcome.loaded == 40
+    assert book_loans(workspace).equals(
+        book["loans"].filter(pl.col("loan_id").is_in(tape["loan_id"].implode())).sort("loan_id")
+    )
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_gb18030_csv_is_read_when_the_mapping_says_so(tmp_path, workspace, cn_tape):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(cn_tape.head(20).write_csv().encode("gb18030"))
+    outcome = import_tapes(
+        [path], workspace=workspace, mapping=MAPPING.model_copy(update={"encoding": "gb18030"}), imported_at=NOW
+    )
+    assert outcome.loaded == 20
+
+
+# --- strict ---------------------------------------------------------------------------------------------------
+
+
+def test_strict_import_with_a_bad_row_loads_nothing_but_writes_the_quarantine_report(tmp_path, workspace, cn_tape):
+    rows = cn_tape.head(20).with_columns(
+        pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("-1")).otherwise(pl.col("期数")).alias("期数")
+    )
+    path = tmp_path / "t.csv"
+    rows.write_csv(path)
+
+    outcome = run([path], workspace, strict=True)
+    again = run([path], workspace, strict=True)
+
+    assert (outcome.read, outcome.loaded, outcome.quarantined, outcome.held_back) == (20, 0, 1, 19)
+    assert not workspace.has_table("loans")
+    assert workspace.scan("quarantine").collect().select("row", "reason").rows() == [(5, "range.term")]
+    assert again.quarantine_files == outcome.quarantine_files  # replaced, not added
+    assert [e["status"] for e in read_manifest(workspace)["imports"]] == ["rejected"]
+    lenient = run([path], workspace)
+    assert (lenient.loaded, lenient.quarantined) == (19, 1)
+    assert workspace.scan("quarantine").collect().height == 1
+
+
+def test_strict_import_of_a_clean_tape_loads_it(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.head(20).write_csv(path)
+    assert run([path], workspace, strict=True).loaded == 20
+
+
+# --- user mistakes --------------------------------------------------------------------------------------------
+
+
+def test_a_tape_without_a_date_is_refused(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.head(5).drop("数据日期").write_csv(path)
+    undated = MAPPING.model_copy(update={"columns": {k: v for k, v in MAPPING.columns.items() if k != "as_of"}})
+    with pytest.raises(TapeInvalid, match="--as-of"):
+        import_tapes([path], workspace=workspace, mapping=undated, imported_at=NOW)
+    outcome = import_tapes([path], workspace=workspace, mapping=undated, as_of=date(2024, 12, 31), imported_at=NOW)
+    assert outcome.loaded == 5
+
+
+def test_a_mapped_column_missing_from_the_file_is_refused(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.head(5).drop("数据日期").write_csv(path)
+    with pytest.raises(TapeInvalid, match="'数据日期' \\(for as_of\\)"):
+        run([path], workspace)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("t.json", "{}", "not a tape format"),
+        ("missing.csv", None, "no such file"),
+        ("empty.xlsx", b"not a zip", "cannot be read"),
+    ],
+    ids=["unknown-extension", "missing-file", "corrupt-excel"],
+)
+def test_unreadable_files_are_refused_naming_the_file(tmp_path, workspace, name, content, match):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(TapeInvalid, match=match):
+        run([path], workspace)
