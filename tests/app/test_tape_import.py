@@ -254,7 +254,7 @@ def test_a_file_that_fails_halfway_leaves_the_workspace_unchanged(tmp_path, work
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
     before = snapshot(workspace)
 
-    with pytest.raises(TapeInvalid, match="b.csv"):
+    with pytest.raises(TapeInvalid, match=r"b\.csv"):
         run([good, broken], workspace)
 
     assert snapshot(workspace) == before
