@@ -330,7 +330,7 @@ BAD = {
     "down-payment-over-one-period": ({"term": 1, "down_payment": True}, "term"),
     "lengths-differ": ({"term": [12, 12, 12]}, "differ in length"),
     "unknown-method-code": ({"method": np.array([7])}, "method"),
-    "sub-fen-multiple": ({"multiple_of_fen": 0}, "multiple_of_fen"),
+    "negative-multiple": ({"multiple_of_fen": -100}, "multiple_of_fen"),
 }
 
 
@@ -366,3 +366,22 @@ def test_result_arrays_are_read_only() -> None:
     arrays = build_schedules(Method.EQUAL_INSTALLMENT, principal_fen=[100_000], term=3, annual_rate_units=12_000_000)
     with pytest.raises(ValueError, match="read-only"):
         arrays.principal_fen[0, 0] = 1
+
+
+def test_rounding_down_payment_and_grace_can_differ_per_loan_in_one_call() -> None:
+    arrays = build_schedules(
+        np.array([METHOD_CODES[Method.INTEREST_ONLY]] * 2 + [METHOD_CODES[Method.EQUAL_PRINCIPAL]] * 2),
+        principal_fen=[100_100, 100_100, 100_000, 100_000],
+        term=[3, 3, 4, 4],
+        annual_rate_units=6_000_000,
+        rounding=[RoundingMode.HALF_UP, RoundingMode.HALF_EVEN, "half-up", "half-up"],
+        down_payment=np.array([False, False, True, False]),
+        grace_periods=[0, 0, 0, 1],
+        grace_kind=[GraceKind.INTEREST_ONLY] * 3 + [GraceKind.CAPITALIZE],
+        multiple_of_fen=[0, 0, 100, 0],
+    )
+    assert arrays.interest_fen[:2, 0].tolist() == [501, 500]  # 5.005: half-up, half-even
+    # Down payment m(1000/4) = 250, then m(750/3 + I) − I: m(253.75) − 3.75, m(252.50) − 2.50, the rest.
+    assert arrays.principal_fen[2].tolist() == [25_000, 25_025, 25_050, 24_925]
+    assert arrays.capitalized_fen[3].tolist() == [500, 0, 0, 0]  # 1,000.00 × 0.5 % capitalized
+    assert arrays.principal_fen[3].tolist() == [0, 33_500, 33_500, 33_500]

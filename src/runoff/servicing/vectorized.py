@@ -11,17 +11,21 @@ How it stays exact:
   except the level payment of 等额本息 is an exact rational: period interest ``q(B × A / ppy)`` is
   ``B_fen × a / (10^8 × ppy)`` rounded by integer division with an explicit half-up or half-even
   tie rule, never through a float.
-* The level payment ``P r / (1 − (1 + r)^−n)`` is computed in float64 (``log1p``/``expm1``, a few
-  ulps of relative error). Only a loan whose payment lies within a tolerance of a rounding boundary
-  (far wider than the float error, about one loan in a million at usual sizes) is recomputed with
-  Python ``Decimal`` by the Decimal engine's own formula, so the rounded payment is the Decimal
+* The level payment ``P r / (1 − (1 + r)^−n)`` (a rational, but with a huge denominator) is computed
+  in float64 (``log1p``/``expm1``, a few ulps of relative error). A loan whose float payment lies
+  within :data:`PAYMENT_BOUNDARY_TOLERANCE` of a rounding boundary (a band thousands of times wider
+  than the float error; about one loan in a million at usual sizes, and every exact half-cent tie) is
+  recomputed by the Decimal engine's own exact formula (``annuity_payment`` + ``round_installment``).
+  Everywhere else the float and the exact value round the same way, so the payment is the Decimal
   engine's on every loan.
 
 Scope: period-basis interest (``interest_basis: period``) for the four methods, both rounding modes,
-``multiple_of`` in whole fen, grace periods of the interest-only kind, a down payment, monthly /
-biweekly / weekly due dates with the month-end clamp and an optional business-day rule. Interest
-that accrues by day and capitalising grace periods are out of scope and raise
-:class:`~runoff.errors.ScheduleInvalid`: schedule such loans with the Decimal engine.
+``multiple_of`` in whole fen (with the Decimal engine's clamp to [0, balance]), grace periods of both
+kinds, a down payment, monthly / biweekly / weekly due dates with the month-end clamp and an optional
+business-day rule. Interest that accrues by day (``interest_basis: daily``) is out of scope and raises
+:class:`~runoff.errors.ScheduleInvalid`: schedule such loans with
+:func:`runoff.servicing.schedule.build_schedule`. For books of many millions of loans, call per chunk
+of about a million: the result takes 5 × 8 bytes × loans × periods.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ RATE_SCALE: Final = 10**8
 MAX_PRINCIPAL_FEN: Final = 90_000_000_000
 """Largest principal (900 million yuan) for which every intermediate product fits in int64.
 
-Bound: a balance never exceeds the principal (no capitalisation here) and an annual rate is at most
-1 (``a ≤ 10^8``), so the interest numerator ``B × a + den / 2 ≤ 9·10^10 × 10^8 + 52·10^8 / 2
+Bound: a balance never exceeds the principal (capitalising grace periods are checked against this
+bound as the balance grows) and an annual rate is at most 1 (``a ≤ 10^8``), so the interest numerator ``B × a + den / 2 ≤ 9·10^10 × 10^8 + 52·10^8 / 2
 < 9.0000001·10^18 < 2^63 − 1 ≈ 9.223·10^18``. A flat fee ``P × f`` (``f ≤ 10^7``) and the
 multiple-of numerators ``P + n × I`` (``n ≤ 360``, ``I ≤ P × a / den ≤ P``) stay far below that.
 """
@@ -71,7 +75,7 @@ METHOD_CODES: Final[dict[Method, int]] = {
 _METHODS_BY_CODE: Final = {code: method for method, code in METHOD_CODES.items()}
 
 PAYMENT_BOUNDARY_TOLERANCE: Final = 1e-11
-"""Relative distance to a rounding boundary under which a float level payment is recomputed in Decimal.
+"""Relative distance to a rounding boundary under which a float level payment is recomputed exactly.
 
 float64 computes ``P r / (1 − (1 + r)^−n)`` to within ~10 ulps (~2·10^-15 relative); 1e-11 leaves a
 factor of several thousand, and flags about 2·10^-11 × payment-in-fen of the loans (2 in a million
@@ -166,11 +170,11 @@ def build_schedules(
     annual_rate_units: npt.ArrayLike = 0,
     fee_rate_units: npt.ArrayLike = 0,
     grace_periods: npt.ArrayLike = 0,
-    grace_kind: GraceKind = GraceKind.INTEREST_ONLY,
+    grace_kind: GraceKind | str | npt.ArrayLike = GraceKind.INTEREST_ONLY,
+    rounding: RoundingMode | str | npt.ArrayLike = RoundingMode.HALF_UP,
+    multiple_of_fen: int | npt.ArrayLike | None = None,
+    down_payment: bool | npt.ArrayLike = False,
     frequency: Frequency = Frequency.MONTHLY,
-    rounding: RoundingMode = RoundingMode.HALF_UP,
-    multiple_of_fen: int | None = None,
-    down_payment: bool = False,
     interest_basis: InterestBasis = InterestBasis.PERIOD,
     start_date: date | npt.ArrayLike | None = None,
     business_day_rule: BusinessDayRule = BusinessDayRule.NONE,
@@ -179,15 +183,16 @@ def build_schedules(
 ) -> ScheduleArrays:
     """Schedules for many loans at once, equal to :func:`runoff.servicing.schedule.build_schedule` to the cent.
 
-    Per loan (1-D arrays, or scalars broadcast to every loan): ``method`` (a :class:`Method`, an alias,
-    or an array of :data:`METHOD_CODES`), ``principal_fen``, ``term`` (installments; terms may differ,
-    the result is padded to the longest), ``annual_rate_units`` (interest methods) and
-    ``fee_rate_units`` (flat fee per period), both in 1e-8 units (see :func:`rate_units`), and
-    ``grace_periods`` (interest-only grace). Per call: the frequency, rounding mode, ``multiple_of_fen``
-    (installments rounded to this many fen, e.g. 100 for whole yuan), ``down_payment`` and the
-    business-day rule. ``start_date`` (a date or a ``datetime64[D]`` array) adds due dates.
-    ``payment_tolerance`` is the relative band around a rounding boundary within which level payments
-    are recomputed in Decimal (tests widen it to force the Decimal route).
+    Per loan (1-D arrays, or scalars that apply to every loan): ``method`` (a :class:`Method`, an alias,
+    or :data:`METHOD_CODES`), ``principal_fen``, ``term`` (installments; terms may differ, the result is
+    padded to the longest), ``annual_rate_units`` (interest methods) and ``fee_rate_units`` (flat fee per
+    period), both in 1e-8 units (see :func:`rate_units`), ``grace_periods`` and ``grace_kind``,
+    ``rounding`` (a mode, or an array of modes), ``multiple_of_fen`` (installments rounded to this many
+    fen, e.g. 100 for whole yuan; ``None`` or 0: to the cent) and ``down_payment``. A mixed book runs
+    in one pass. Per call: the frequency and, with ``start_date`` (a date or a ``datetime64[D]``
+    array), the due dates and their business-day rule. ``payment_tolerance`` is the relative band
+    around a rounding boundary within which level payments are recomputed exactly (tests widen it to
+    force the exact route, or set 0 to show what the float alone would do).
     """
     interest_basis = InterestBasis(interest_basis)
     if interest_basis is not InterestBasis.PERIOD:
@@ -196,9 +201,7 @@ def build_schedules(
             "expected period (schedule daily-accrual loans with runoff.servicing.schedule.build_schedule)",
             field="interest_basis",
         )
-    rounding = RoundingMode(rounding)
     frequency = Frequency(frequency)
-    grace_kind = GraceKind(grace_kind)
     business_day_rule = BusinessDayRule(business_day_rule)
     given: dict[str, npt.NDArray[Any]] = {
         "principal_fen": _int_array(principal_fen, "principal_fen"),
@@ -207,62 +210,40 @@ def build_schedules(
         "annual_rate_units": _int_array(annual_rate_units, "annual_rate_units"),
         "fee_rate_units": _int_array(fee_rate_units, "fee_rate_units"),
         "grace_periods": _int_array(grace_periods, "grace_periods"),
+        "grace_kind": _flag_array(grace_kind, GraceKind, GraceKind.CAPITALIZE, "grace_kind"),
+        "rounding": _flag_array(rounding, RoundingMode, RoundingMode.HALF_EVEN, "rounding"),
+        "multiple_of_fen": _int_array(0 if multiple_of_fen is None else multiple_of_fen, "multiple_of_fen"),
+        "down_payment": _bool_array(down_payment, "down_payment"),
     }
     n_loans = _loan_count(given)
-    principal, terms, codes, annual, fee, grace = (_broadcast(v, n_loans) for v in given.values())
-    _validate(codes, principal, terms, annual, fee, grace, multiple_of_fen, down_payment)
-
-    width = int(terms.max()) if n_loans else 0
-    present = np.unique(codes)
-    blocks: list[IntArray] = []
-    if present.size != 1:
-        blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
-    for code in present.tolist():
-        rows: slice | IntArray = slice(None) if present.size == 1 else np.flatnonzero(codes == code)
-        kernel = _Kernel(
-            method=_METHODS_BY_CODE[int(code)],
-            principal=principal[rows],
-            term=terms[rows],
-            annual=annual[rows],
-            fee=fee[rows],
-            grace=grace[rows],
-            grace_kind=grace_kind,
-            periods_per_year=frequency.periods_per_year,
-            rounding=rounding,
-            multiple=multiple_of_fen,
-            down_payment=down_payment,
-            tolerance=payment_tolerance,
-        )
-        parts = kernel.run()
-        if present.size == 1:
-            blocks = list(parts)  # one method: the kernel's blocks are the result, no copy
-        else:
-            for block, part in zip(blocks, parts, strict=True):
-                block[: part.shape[0], rows] = part
-
+    _validate(given)
+    per_loan = {field: _broadcast(values, n_loans) for field, values in given.items()}
+    book = _Book(
+        method=per_loan["method"],
+        principal=per_loan["principal_fen"],
+        term=per_loan["term"],
+        annual=per_loan["annual_rate_units"],
+        fee=per_loan["fee_rate_units"],
+        grace=per_loan["grace_periods"],
+        capitalize=per_loan["grace_kind"],
+        half_even=per_loan["rounding"],
+        multiple=per_loan["multiple_of_fen"],
+        down_payment=per_loan["down_payment"],
+        periods_per_year=frequency.periods_per_year,
+        tolerance=payment_tolerance,
+    )
+    blocks = book.schedule()
     due: DateArray | None = None
     if start_date is not None:
         due = due_dates(
             start_date,
-            terms,
+            book.term,
             frequency=frequency,
-            down_payment=down_payment,
+            down_payment=book.down_payment,
             business_day_rule=business_day_rule,
             holiday_country=holiday_country,
         )
-    for block in blocks:
-        block.flags.writeable = False
-    installments = terms.copy()
-    installments.flags.writeable = False
-    return ScheduleArrays(
-        principal_fen=blocks[0].T,
-        interest_fen=blocks[1].T,
-        fee_fen=blocks[2].T,
-        balance_after_fen=blocks[3].T,
-        capitalized_fen=blocks[4].T,
-        installments=installments,
-        due_date=due,
-    )
+    return _result(blocks, book.term, due)
 
 
 def schedules_for_products(
@@ -276,10 +257,10 @@ def schedules_for_products(
 ) -> ScheduleArrays:
     """Schedules for a book whose loans are written on runoff :class:`Product` s.
 
-    ``product_index[i]`` names loan ``i``'s product in ``products`` (omit it for a single product).
-    Loans are grouped by the call-level terms (frequency, rounding, multiple, down payment, business-day
-    rule) and each group is scheduled by :func:`build_schedules`; method, rate, fee and grace come from
-    each loan's product.
+    ``product_index[i]`` names loan ``i``'s product in ``products`` (omit it for a single product); the
+    method, rate, fee, grace, rounding and down payment come from each loan's product. Products that
+    differ in frequency (or, with start dates, in business-day rule) are scheduled in separate passes
+    and merged; everything else runs in one pass.
     """
     catalogue = [products] if isinstance(products, Product) else list(products)
     if not catalogue:
@@ -303,39 +284,39 @@ def schedules_for_products(
             field="product_index",
         )
 
-    for product in catalogue:
-        _check_product_in_scope(product)
-    codes = np.asarray([METHOD_CODES[p.method] for p in catalogue], dtype=np.int8)[index]
-    annual = np.asarray(
-        [int(rate_units(p.annual_rate or Decimal(0), field=f"{p.id}.annual_rate")) for p in catalogue], dtype=np.int64
-    )[index]
-    fee = np.asarray(
-        [int(rate_units(p.fee_rate or Decimal(0), field=f"{p.id}.fee_rate")) for p in catalogue], dtype=np.int64
-    )[index]
-    grace = np.asarray([p.grace_periods for p in catalogue], dtype=np.int64)[index]
+    def column(values: list[Any], dtype: Any) -> npt.NDArray[Any]:
+        table: npt.NDArray[Any] = np.asarray(values, dtype=dtype)
+        picked: npt.NDArray[Any] = table[index]
+        return picked
 
-    keys = [_call_key(p) for p in catalogue]
-    distinct = sorted(set(keys), key=keys.index)
-    group_of_product = np.asarray([distinct.index(k) for k in keys], dtype=np.int64)
-    group = group_of_product[index]
+    terms_of = [_product_terms(p) for p in catalogue]
+    per_loan: dict[str, Any] = {
+        key: column([t[key] for t in terms_of], np.int8 if key == "method" else np.int64)
+        for key in ("method", "annual_rate_units", "fee_rate_units", "grace_periods", "multiple_of_fen")
+    }
+    for key, mode in (("grace_kind", GraceKind.CAPITALIZE), ("rounding", RoundingMode.HALF_EVEN)):
+        per_loan[key] = column([t[key] is mode for t in terms_of], np.bool_)
+    per_loan["down_payment"] = column([t["down_payment"] for t in terms_of], np.bool_)
     starts = None if start_date is None else _date_array(start_date, n_loans)
 
-    results: list[tuple[IntArray | slice, ScheduleArrays]] = []
-    for g, key in enumerate(distinct):
-        rows: IntArray | slice = slice(None) if len(distinct) == 1 else np.flatnonzero(group == g).astype(np.int64)
-        frequency, mode, multiple, down, grace_kind, rule, country = key
+    # One pass per frequency (its interest divisor) and, when dates are asked for, per holiday calendar.
+    def pass_key(product: Product) -> tuple[Frequency, BusinessDayRule, str]:
+        if starts is None or product.business_day_rule is BusinessDayRule.NONE:
+            return (product.frequency, BusinessDayRule.NONE, "CN")
+        return (product.frequency, product.business_day_rule, product.holiday_country)
+
+    keys = [pass_key(p) for p in catalogue]
+    distinct = list(dict.fromkeys(keys))
+    group = np.asarray([distinct.index(k) for k in keys], dtype=np.int64)[index]
+    parts: list[tuple[IntArray | slice, ScheduleArrays]] = []
+    for number, (frequency, rule, country) in enumerate(distinct):
+        rows: IntArray | slice = slice(None) if len(distinct) == 1 else np.flatnonzero(group == number)
         part = build_schedules(
-            codes[rows],
+            per_loan["method"][rows],
             principal_fen=principal[rows],
             term=terms[rows],
-            annual_rate_units=annual[rows],
-            fee_rate_units=fee[rows],
-            grace_periods=grace[rows],
+            **{key: values[rows] for key, values in per_loan.items() if key != "method"},
             frequency=frequency,
-            rounding=mode,
-            multiple_of_fen=multiple,
-            down_payment=down,
-            grace_kind=grace_kind,
             start_date=None if starts is None else starts[rows],
             business_day_rule=rule,
             holiday_country=country,
@@ -343,8 +324,8 @@ def schedules_for_products(
         )
         if len(distinct) == 1:
             return part
-        results.append((rows, part))
-    return _merge(results, n_loans, terms, with_dates=starts is not None)
+        parts.append((rows, part))
+    return _merge(parts, n_loans, terms, with_dates=starts is not None)
 
 
 def due_dates(
@@ -352,25 +333,30 @@ def due_dates(
     term: npt.ArrayLike,
     *,
     frequency: Frequency = Frequency.MONTHLY,
-    down_payment: bool = False,
+    down_payment: bool | npt.ArrayLike = False,
     business_day_rule: BusinessDayRule = BusinessDayRule.NONE,
     holiday_country: str = "CN",
 ) -> DateArray:
     """Due dates ``(loans × periods)`` as datetime64[D], NaT past each term.
 
     Monthly dates keep the drawing day, clamped to the month's last day (drawn 31 Jan 2024: 29 Feb,
-    31 Mar, 30 Apr); biweekly / weekly add 14 / 7 days. With a down payment installment 1 falls due on
-    the drawing date. A business-day rule moves each distinct date once through the holiday calendar.
+    31 Mar, 30 Apr); biweekly / weekly add 14 / 7 days. With a down payment (per call or per loan)
+    installment 1 falls due on the drawing date and is never moved. A business-day rule moves each
+    calendar day of the covered range once through the holiday calendar.
     """
-    terms = _int_array(term, "term")
-    starts = np.asarray(start_date, dtype="datetime64[D]")
-    n_loans = _loan_count({"start_date": starts, "term": terms})
-    terms = _broadcast(terms, n_loans)
-    starts = _date_array(starts, n_loans)
+    given: dict[str, npt.NDArray[Any]] = {
+        "start_date": np.asarray(start_date, dtype="datetime64[D]"),
+        "term": _int_array(term, "term"),
+        "down_payment": _bool_array(down_payment, "down_payment"),
+    }
+    n_loans = _loan_count(given)
+    starts = _date_array(given["start_date"], n_loans)
+    terms = _broadcast(given["term"], n_loans)
+    down = _broadcast(given["down_payment"], n_loans)
     width = int(terms.max()) if n_loans else 0
-    offsets = np.arange(width, dtype=np.int64) + (0 if down_payment else 1)
     start_day = starts.astype(np.int64)  # days since 1970-01-01
     days = np.empty((width, n_loans), dtype=np.int64)
+    any_down = bool(down.any())
     if n_loans and frequency is Frequency.MONTHLY:
         # Calendar maths once per month in a small table, then integer gathers for every loan.
         month0 = starts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
@@ -379,17 +365,22 @@ def due_dates(
         table = np.arange(low, int(month0.max()) + width + 2).astype("datetime64[M]")
         first_day = table.astype("datetime64[D]").astype(np.int64)
         last_index = np.diff(first_day) - 1  # the month's last day, 0-based
-        for col, offset in enumerate(offsets.tolist()):
-            month = month0 - (low - offset)
+        for col in range(width):
+            month = month0 - (low - col - 1)
+            if any_down:
+                month -= down  # installment k of a down-payment loan falls in month k − 1
             np.minimum(day0, last_index[month], out=days[col])
             days[col] += first_day[month]
     elif n_loans:
         step = 14 if frequency is Frequency.BIWEEKLY else 7
-        np.add(start_day[None, :], offsets[:, None] * step, out=days)
+        offsets = np.arange(1, width + 1, dtype=np.int64)[:, None] - down[None, :]
+        np.add(start_day[None, :], offsets * step, out=days)
     if business_day_rule is not BusinessDayRule.NONE and width:
-        # The down payment is taken at checkout, on the drawing date: it never moves.
-        moved = days[1:] if down_payment else days
-        moved[...] = _business_adjusted(moved, BusinessCalendar(holiday_country), business_day_rule)
+        moved = _business_adjusted(days, BusinessCalendar(holiday_country), business_day_rule)
+        if any_down:
+            # The down payment is taken at checkout, on the drawing date: it never moves.
+            np.copyto(moved[0], days[0], where=down)
+        days = moved
     out: DateArray = days.view("datetime64[D]")
     if n_loans and int(terms.min()) < width:
         out[np.arange(width)[:, None] >= terms[None, :]] = np.datetime64("NaT")
@@ -398,149 +389,206 @@ def due_dates(
     return result
 
 
+def _validate(given: dict[str, npt.NDArray[Any]]) -> None:
+    """One clear error naming the field and the first bad value (on the arrays before broadcasting)."""
+    principal, term, method = given["principal_fen"], given["term"], given["method"]
+    annual, fee, grace = given["annual_rate_units"], given["fee_rate_units"], given["grace_periods"]
+    multiple, down_payment, capitalize = given["multiple_of_fen"], given["down_payment"], given["grace_kind"]
+    flat = method == METHOD_CODES[Method.FLAT_FEE]
+    checks: list[tuple[str, npt.NDArray[Any], npt.NDArray[np.bool_], str]] = [
+        ("principal_fen", principal, (principal <= 0) | (principal > MAX_PRINCIPAL_FEN),
+         f"expected 1 to {MAX_PRINCIPAL_FEN} fen"),
+        ("term", term, (term < 1) | (term > MAX_TERM), f"expected 1 to {MAX_TERM} periods"),
+        ("annual_rate_units", annual, (annual < 0) | (annual > RATE_SCALE),
+         f"expected 0 to {RATE_SCALE} (a fraction from 0 to 1 in 1e-8 units)"),
+        ("fee_rate_units", fee, (fee < 0) | (fee > RATE_SCALE // 10),
+         f"expected 0 to {RATE_SCALE // 10} (a fraction from 0 to 0.1 in 1e-8 units)"),
+        ("grace_periods", grace, (grace < 0) | (grace >= term),
+         "expected 0 up to the term minus one"),
+        ("multiple_of_fen", multiple, multiple < 0,
+         "expected a positive whole number of fen (0 or None: round to the cent)"),
+        ("fee_rate_units", fee, ~flat & (fee != 0), "expected 0: only flat-fee loans are priced by a fee"),
+        ("annual_rate_units", annual, flat & (annual != 0),
+         "expected 0: flat-fee loans are priced by fee_rate_units"),
+        ("grace_periods", grace, down_payment & (grace != 0),
+         "expected 0: a down payment and grace periods cannot be combined"),
+        ("term", term, down_payment & (term < 2),
+         f"expected 2 to {MAX_TERM} with a down payment"),
+    ]  # fmt: skip
+    for field, values, bad, allowed in checks:
+        if bad.any():
+            raise ScheduleInvalid(
+                f"`{field}`: {int(np.broadcast_to(values, bad.shape)[bad].flat[0])} is not allowed; {allowed}",
+                field=field,
+            )
+    if (flat & capitalize & (grace > 0)).any():
+        raise ScheduleInvalid(
+            "`grace_kind`: capitalize is not allowed for flat-fee loans; expected interest-only",
+            field="grace_kind",
+        )
+
+
 # --- the kernel -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Kernel:
-    """One method's schedules over a group of loans, column by column (period-major blocks)."""
+class _Book:
+    """Per-loan terms of one pass (1-D arrays), and the column-by-column schedule kernel over them."""
 
-    method: Method
+    method: npt.NDArray[np.int8]
     principal: IntArray
     term: IntArray
     annual: IntArray
     fee: IntArray
     grace: IntArray
-    grace_kind: GraceKind
+    capitalize: BoolArray
+    half_even: BoolArray
+    multiple: IntArray  # 0: no multiple
+    down_payment: BoolArray
     periods_per_year: int
-    rounding: RoundingMode
-    multiple: int | None
-    down_payment: bool
     tolerance: float
 
-    def run(self) -> tuple[IntArray, ...]:
-        """Blocks ``(periods × loans)``: principal, interest, fee, balance after, capitalized interest."""
+    def schedule(self) -> tuple[IntArray, ...]:
+        """Blocks ``(periods × loans)``: principal, interest, fee, balance after, capitalized interest.
+
+        Every method runs in the same pass: per period, principal is ``A − I`` for 等额本息 (A the level
+        payment), ``A`` for 等额本金 / 等本等费 (A the share ``q(P/n)``), 0 for 先息后本, or with a multiple
+        ``m(P/n + I + F) − I − F``; then the last installment takes the balance and every principal is
+        clamped to [0, balance], which also zeroes the padding past each term (its balance is 0).
+        """
         n_loans = self.principal.shape[0]
         width = int(self.term.max()) if n_loans else 0
-        method, mode, multiple = self.method, self.rounding, self.multiple
+        codes = self.method
+        is_ei = codes == METHOD_CODES[Method.EQUAL_INSTALLMENT]
+        is_flat = codes == METHOD_CODES[Method.FLAT_FEE]
+        is_share = (codes == METHOD_CODES[Method.EQUAL_PRINCIPAL]) | is_flat
+        any_flat, all_flat, all_ei = bool(is_flat.any()), bool(is_flat.all()), bool(is_ei.all())
+        has_multiple = self.multiple > 0
+        unit = np.where(has_multiple, self.multiple, 1)
+        share_multiple = is_share & has_multiple
+        any_share_multiple = bool(share_multiple.any())
+        half_even = self.half_even if self.half_even.any() else None
+
         # Blocks written in full below are left uninitialised: zero-filling 10^8 cells costs as much as
-        # computing them. Untouched blocks (fees of interest loans, capitalized) are lazily zeroed pages.
+        # computing them. Untouched blocks (fees of interest loans, capitalized) stay lazily zeroed pages.
         shape = (width, n_loans)
         principal_out, balance_out = np.empty(shape, dtype=np.int64), np.empty(shape, dtype=np.int64)
-        interest_out = np.zeros(shape, dtype=np.int64) if method is Method.FLAT_FEE else np.empty(shape, np.int64)
+        interest_out = np.zeros(shape, dtype=np.int64) if all_flat else np.empty(shape, dtype=np.int64)
         fee_out, capitalized_out = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
         out = (principal_out, interest_out, fee_out, balance_out, capitalized_out)
         if n_loans == 0:
             return out
-        balance: IntArray = self.principal
-        first = 0
-        if self.down_payment:
-            # 首付: installment 1 on the drawing date, m(P/n) but at most P, no interest or fee.
-            down = _round_div(self.principal, self.term * (multiple or 1), mode) * (multiple or 1)
-            np.minimum(down, balance, out=principal_out[0])
-            np.subtract(balance, principal_out[0], out=balance_out[0])
-            balance = balance_out[0]
-            if method is not Method.FLAT_FEE:
-                interest_out[0] = 0
-            first = 1
-        grace_end = first + self.grace  # the first amortizing column of each loan
-        longest_grace = first + int(self.grace.max())
-        capitalize = self.grace_kind is GraceKind.CAPITALIZE and longest_grace > first
-        if capitalize and method is Method.FLAT_FEE:
-            raise ScheduleInvalid(
-                "`grace_kind`: capitalize is not allowed for flat-fee loans; expected interest-only",
-                field="grace_kind",
-            )
+
+        first = self.down_payment.astype(np.int64)  # column of the first regular installment
+        grace_end = first + self.grace  # the first amortizing column
+        longest_grace = int(grace_end.max())
+        any_down = bool(self.down_payment.any())
+        capitalize = self.capitalize & (self.grace > 0)
+        any_capitalize = bool(capitalize.any())
         interest_den = RATE_SCALE * self.periods_per_year
         scratch = np.empty(n_loans, dtype=np.int64)
 
-        # The amortizing phase repays ``base`` over ``count`` periods as if a new loan (after the grace).
-        base = balance
-        if capitalize:
+        # The amortizing phase repays ``base`` over ``count`` periods as if a new loan.
+        base = self.principal
+        down = np.zeros(n_loans, dtype=np.int64)
+        if any_down:
+            # 首付: installment 1 on the drawing date, m(P/n) but at most P, no interest or fee.
+            down = np.minimum(_round_div(self.principal, self.term * unit, half_even) * unit, self.principal)
+            down[~self.down_payment] = 0
+            base = self.principal - down
+        if any_capitalize:
             grown = np.empty(n_loans, dtype=np.int64)
-            for col in range(first, longest_grace):
+            for col in range(longest_grace):
                 _check_balance_bound(base)
-                self._interest_into(base, grown, scratch, interest_den)
-                base = base + np.where(col < grace_end, grown, 0)
-        count = np.maximum(self.term - grace_end, 1)
+                self._interest_into(base, grown, scratch, interest_den, half_even)
+                base = base + np.where(capitalize & (col < grace_end), grown, 0)
+        count = self.term - grace_end
 
-        level: IntArray | None = None
-        constant: IntArray | None = None
-        flat_fee: IntArray | None = None
-        if method is Method.EQUAL_INSTALLMENT:
-            level = self._level_payment(base, count)
-        elif method in (Method.EQUAL_PRINCIPAL, Method.FLAT_FEE) and multiple is None:
-            constant = _round_div(base, count, mode)
-        if method is Method.FLAT_FEE:
-            flat_fee = _round_div_even_den(self.principal * self.fee, RATE_SCALE, mode)
+        amount = np.zeros(n_loans, dtype=np.int64)  # A: the level payment or the share
+        if all_ei:
+            amount = self._level_payment(base, count, self.annual, unit, half_even)
+        elif is_ei.any():
+            rows = np.flatnonzero(is_ei)
+            amount[rows] = self._level_payment(
+                base[rows], count[rows], self.annual[rows], unit[rows], None if half_even is None else half_even[rows]
+            )
+        if is_share.any():
+            shares = _round_div(base, np.maximum(count, 1), half_even)
+            np.copyto(amount, shares, where=is_share & ~has_multiple)
+        flat_fee = _round_div_even_den(self.principal * self.fee, RATE_SCALE, half_even) if any_flat else None
 
         shortest = int(self.term.min())
-        for col in range(first, width):
+        any_multiple = bool(has_multiple.any())
+        balance = self.principal
+        for col in range(width):
             interest, paid = interest_out[col], principal_out[col]
-            if method is Method.FLAT_FEE:
+            if not all_flat:
+                self._interest_into(balance, interest, scratch, interest_den, half_even)
+            if all_ei:
+                np.subtract(amount, interest, out=paid)
+            else:
+                paid[:] = amount
+                np.subtract(amount, interest, out=paid, where=is_ei)
+            if any_flat:
                 assert flat_fee is not None
                 fee_out[col] = flat_fee
-            else:
-                self._interest_into(balance, interest, scratch, interest_den)
-
-            if method is Method.EQUAL_INSTALLMENT:
-                assert level is not None
-                np.subtract(level, interest, out=paid)
-            elif constant is not None:
-                paid[:] = constant
-            elif method is Method.INTEREST_ONLY:
-                paid.fill(0)
-            else:
-                assert multiple is not None
-                # m(P/n + I) − I: the installment total, not the principal, is the round multiple.
-                extra = interest if method is Method.EQUAL_PRINCIPAL else flat_fee
-                assert extra is not None
-                paid[:] = _round_div(base + count * extra, count * multiple, mode) * multiple - extra
+                if col >= shortest:
+                    np.copyto(fee_out[col], 0, where=col >= self.term)
+            if any_share_multiple:
+                # m(P/n + I + F) − I − F: the installment total, not the principal, is the round multiple
+                # (I is 0 on flat-fee loans and F is 0 on the others).
+                carried = interest if flat_fee is None else interest + flat_fee
+                rounded = _round_div(base + count * carried, np.maximum(count, 1) * unit, half_even) * unit
+                np.copyto(paid, rounded - carried, where=share_multiple)
             if col >= shortest - 1:
                 np.copyto(paid, balance, where=self.term - 1 == col)  # the last installment takes the rest
             # Rounding (to a multiple, or of tiny loans) can ask for more than the balance or less than zero.
             np.minimum(paid, balance, out=paid)
-            if multiple is not None:
+            if any_multiple:
                 np.maximum(paid, 0, out=paid)
             if col < longest_grace:
-                in_grace = col < grace_end
+                in_grace = (col >= first) & (col < grace_end)
                 np.copyto(paid, 0, where=in_grace)
-                if capitalize:
+                if any_capitalize:
                     # 资本化: nothing falls due; the period's interest is added to the balance.
-                    np.copyto(capitalized_out[col], interest, where=in_grace)
+                    grows = in_grace & capitalize
+                    np.copyto(capitalized_out[col], interest, where=grows)
+                    np.copyto(interest, 0, where=grows)
                     balance = balance + capitalized_out[col]
-                    np.copyto(interest, 0, where=in_grace)
-            if col >= shortest:
-                past = col >= self.term
-                for row in (paid, interest, fee_out[col]):
-                    np.copyto(row, 0, where=past)
+            if col == 0 and any_down:
+                np.copyto(paid, down, where=self.down_payment)
+                np.copyto(interest, 0, where=self.down_payment)
+                if any_flat:
+                    np.copyto(fee_out[0], 0, where=self.down_payment)
             np.subtract(balance, paid, out=balance_out[col])
             balance = balance_out[col]
         return out
 
-    def _interest_into(self, balance: IntArray, out: IntArray, scratch: IntArray, den: int) -> None:
+    def _interest_into(
+        self, balance: IntArray, out: IntArray, scratch: IntArray, den: int, half_even: BoolArray | None
+    ) -> None:
         """Period interest ``q(B × A / ppy)`` in fen, exactly, into ``out`` (bound: :data:`MAX_PRINCIPAL_FEN`)."""
         np.multiply(balance, self.annual, out=scratch)
         scratch += den // 2
         np.floor_divide(scratch, den, out=out)  # floor(B·a/den + 1/2): half-up
-        if self.rounding is RoundingMode.HALF_EVEN:
+        if half_even is not None:
             # An exact tie lands on out × den == scratch; half-even then keeps the even neighbour.
-            out -= (out * den == scratch) & (out & 1 == 1)
+            out -= (out * den == scratch) & (out & 1 == 1) & half_even
 
-    def _level_payment(self, amount: IntArray, periods: IntArray) -> IntArray:
+    def _level_payment(
+        self, amount: IntArray, periods: IntArray, annual: IntArray, unit: IntArray, half_even: BoolArray | None
+    ) -> IntArray:
         """等额本息 payment ``m(P r / (1 − (1 + r)^−n))`` in fen: float64, exact rationals near boundaries."""
-        mode, multiple = self.rounding, self.multiple
-        unit = 1 if multiple is None else multiple
-        rate = self.annual / float(RATE_SCALE * self.periods_per_year)
-        zero_rate = self.annual == 0
-        rate[zero_rate] = 1.0  # a placeholder: r = 0 loans are paid m(P / n) below, without the float
+        zero_rate = annual == 0
+        rate = annual / float(RATE_SCALE * self.periods_per_year)
+        rate[zero_rate] = 1.0  # a placeholder: r = 0 loans pay m(P / n), computed below without the float
         # 1 − (1 + r)^−n = −expm1(−n · log1p(r)): no cancellation for small r; a few ulps in all.
         growth = np.log1p(rate)
         growth *= -periods
         np.expm1(growth, out=growth)
         exact = amount * rate
         exact /= growth
-        exact *= -1.0 / unit if unit != 1 else -1.0
+        exact /= -unit
         exact[zero_rate] = 0.0
         units = np.floor(exact)
         fraction = exact - units
@@ -551,17 +599,16 @@ class _Kernel:
         fraction -= 0.5
         np.abs(fraction, out=fraction)
         near = np.flatnonzero((fraction <= self.tolerance * np.maximum(exact, 1.0)) & ~zero_rate)
-        if unit != 1:
-            payment *= unit
+        payment *= unit
         if zero_rate.any():
-            # r = 0: m(P / n), by integer division.
-            payment[zero_rate] = _round_div(amount[zero_rate], periods[zero_rate] * unit, mode) * unit
-        if near.size:
-            payment[near] = [
-                _exact_level_payment(int(amount[i]), int(self.annual[i]), int(periods[i]), self.periods_per_year,
-                                     mode, multiple)
-                for i in near.tolist()
-            ]  # fmt: skip
+            flat = _round_div(amount, np.maximum(periods, 1) * unit, half_even) * unit
+            np.copyto(payment, flat, where=zero_rate)
+        for i in near.tolist():
+            mode = RoundingMode.HALF_EVEN if half_even is not None and half_even[i] else RoundingMode.HALF_UP
+            multiple = int(unit[i]) if unit[i] > 1 else None
+            payment[i] = _exact_level_payment(
+                int(amount[i]), int(annual[i]), max(int(periods[i]), 1), self.periods_per_year, mode, multiple
+            )
         return payment
 
 
@@ -588,27 +635,27 @@ def _exact_level_payment(
 # --- exact integer rounding -----------------------------------------------------------------------
 
 
-def _round_div(num: IntArray, den: IntArray | int, mode: RoundingMode) -> IntArray:
-    """``num / den`` rounded to an integer (num ≥ 0, den > 0) with the tie rule of ``mode``."""
+def _round_div(num: IntArray, den: IntArray | int, half_even: BoolArray | None) -> IntArray:
+    """``num / den`` rounded to an integer (num ≥ 0, den > 0): half-up, or half-even where ``half_even``."""
     quotient = num // den
     twice_rest = 2 * (num - quotient * den)
     up = twice_rest > den
     tie = twice_rest == den
-    if mode is RoundingMode.HALF_UP:
+    if half_even is None:
         up |= tie
     else:
-        up |= tie & (quotient % 2 == 1)
+        up |= tie & (~half_even | (quotient & 1 == 1))
     result: IntArray = quotient + up
     return result
 
 
-def _round_div_even_den(num: IntArray, den: int, mode: RoundingMode) -> IntArray:
+def _round_div_even_den(num: IntArray, den: int, half_even: BoolArray | None) -> IntArray:
     """:func:`_round_div` for one even scalar ``den`` (10^8 × ppy): one shifted floor division."""
     shifted = num + den // 2
     quotient = shifted // den  # floor(num/den + 1/2): half-up
-    if mode is RoundingMode.HALF_EVEN:
+    if half_even is not None:
         # An exact tie lands on quotient × den == shifted; half-even then keeps the even neighbour.
-        quotient -= (quotient * den == shifted) & (quotient % 2 == 1)
+        quotient -= (quotient * den == shifted) & (quotient & 1 == 1) & half_even
     return quotient
 
 
@@ -626,6 +673,28 @@ def _int_array(value: Any, field: str) -> IntArray:
         raise ScheduleInvalid(f"`{field}`: expected a scalar or a 1-D array, got shape {arr.shape}", field=field)
     out: IntArray = arr.astype(np.int64, copy=False)
     return out
+
+
+def _bool_array(value: Any, field: str) -> BoolArray:
+    arr = np.asarray(value)
+    if arr.dtype.kind != "b" or arr.ndim > 1:
+        raise ScheduleInvalid(f"`{field}`: expected True / False or a 1-D array of them", field=field)
+    return arr
+
+
+def _flag_array(value: Any, kind: type[RoundingMode] | type[GraceKind], flagged: Any, field: str) -> BoolArray:
+    """A two-valued setting per loan (rounding mode, grace kind) as a boolean: True where it is ``flagged``."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "b":
+        if value.ndim > 1:
+            raise ScheduleInvalid(f"`{field}`: expected a scalar or a 1-D array", field=field)
+        return value
+    allowed = ", ".join(m.value for m in kind)
+    try:
+        if isinstance(value, str):
+            return np.asarray(kind(value) is flagged)
+        return np.asarray([kind(v) is flagged for v in np.asarray(value, dtype=object).ravel()], dtype=np.bool_)
+    except ValueError:
+        raise ScheduleInvalid(f"`{field}`: {value!r} is not allowed; expected {allowed}", field=field) from None
 
 
 def _loan_count(arrays: dict[str, npt.NDArray[Any]]) -> int:
@@ -648,8 +717,8 @@ def _method_array(method: Any) -> npt.NDArray[np.int8]:
         except ValueError as exc:
             raise ScheduleInvalid(f"`method`: {exc}", field="method") from None
     codes = np.asarray(method)
-    if codes.dtype.kind not in "iu":
-        raise ScheduleInvalid("`method`: expected a Method, an alias or an array of method codes", field="method")
+    if codes.dtype.kind not in "iu" or codes.ndim > 1:
+        raise ScheduleInvalid("`method`: expected a Method, an alias or a 1-D array of method codes", field="method")
     if codes.size and (codes.min() < 0 or codes.max() > 3):
         raise ScheduleInvalid(
             f"`method`: code {int(codes[(codes < 0) | (codes > 3)].flat[0])} is not allowed; expected 0 to 3 "
@@ -659,61 +728,16 @@ def _method_array(method: Any) -> npt.NDArray[np.int8]:
     return codes.astype(np.int8, copy=False)
 
 
-def _validate(
-    codes: npt.NDArray[np.int8],
-    principal: IntArray,
-    terms: IntArray,
-    annual: IntArray,
-    fee: IntArray,
-    grace: IntArray,
-    multiple_of_fen: int | None,
-    down_payment: bool,
-) -> None:
-    checks: list[tuple[str, IntArray, BoolArray, str]] = [
-        ("principal_fen", principal, (principal <= 0) | (principal > MAX_PRINCIPAL_FEN),
-         f"expected 1 to {MAX_PRINCIPAL_FEN} fen"),
-        ("term", terms, (terms < 1) | (terms > MAX_TERM), f"expected 1 to {MAX_TERM} periods"),
-        ("annual_rate_units", annual, (annual < 0) | (annual > RATE_SCALE),
-         f"expected 0 to {RATE_SCALE} (a fraction from 0 to 1 in 1e-8 units)"),
-        ("fee_rate_units", fee, (fee < 0) | (fee > RATE_SCALE // 10),
-         f"expected 0 to {RATE_SCALE // 10} (a fraction from 0 to 0.1 in 1e-8 units)"),
-        ("grace_periods", grace, (grace < 0) | (grace >= terms), "expected 0 up to the term minus one"),
-        ("fee_rate_units", fee, (codes != METHOD_CODES[Method.FLAT_FEE]) & (fee != 0),
-         "expected 0: only flat-fee loans are priced by a fee"),
-        ("annual_rate_units", annual, (codes == METHOD_CODES[Method.FLAT_FEE]) & (annual != 0),
-         "expected 0: flat-fee loans are priced by fee_rate_units"),
-    ]  # fmt: skip
-    for field, values, bad, allowed in checks:
-        if bad.any():
-            raise ScheduleInvalid(f"`{field}`: {int(values[bad][0])} is not allowed; {allowed}", field=field)
-    if multiple_of_fen is not None and (not isinstance(multiple_of_fen, int) or multiple_of_fen <= 0):
-        raise ScheduleInvalid(
-            f"`multiple_of_fen`: {multiple_of_fen!r} is not allowed; expected a positive whole number of fen",
-            field="multiple_of_fen",
-        )
-    if down_payment and grace.any():
-        raise ScheduleInvalid(
-            "`grace_periods`: a down payment and grace periods cannot be combined", field="grace_periods"
-        )
-    if down_payment and (terms < 2).any():
-        raise ScheduleInvalid(
-            f"`term`: {int(terms[terms < 2][0])} is not allowed with a down payment; expected 2 to {MAX_TERM}",
-            field="term",
-        )
-
-
-def _check_product_in_scope(product: Product) -> None:
+def _product_terms(product: Product) -> dict[str, Any]:
+    """One product's per-loan settings in the units of :func:`build_schedules`."""
     if product.interest_basis is not InterestBasis.PERIOD:
         raise ScheduleInvalid(
             f"product {product.id}: interest_basis {product.interest_basis.value} is not supported by the "
             "vectorized path; expected period (use runoff.servicing.schedule.build_schedule)",
             field="interest_basis",
         )
-
-
-def _call_key(product: Product) -> tuple[Frequency, RoundingMode, int | None, bool, GraceKind, BusinessDayRule, str]:
     multiple = product.rounding.multiple_of
-    multiple_fen: int | None = None
+    multiple_fen = 0
     if multiple is not None:
         scaled = multiple * 100
         if scaled != scaled.to_integral_value():
@@ -723,15 +747,19 @@ def _call_key(product: Product) -> tuple[Frequency, RoundingMode, int | None, bo
                 field="rounding.multiple_of",
             )
         multiple_fen = int(scaled)
-    return (
-        product.frequency,
-        product.rounding.mode,
-        multiple_fen,
-        product.down_payment,
-        product.grace_kind,
-        product.business_day_rule,
-        product.holiday_country,
-    )
+    flat = product.method is Method.FLAT_FEE
+    return {
+        "method": METHOD_CODES[product.method],
+        "annual_rate_units": 0
+        if flat
+        else int(rate_units(product.annual_rate or 0, field=f"{product.id}.annual_rate")),
+        "fee_rate_units": int(rate_units(product.fee_rate or 0, field=f"{product.id}.fee_rate")) if flat else 0,
+        "grace_periods": product.grace_periods,
+        "grace_kind": product.grace_kind,
+        "rounding": product.rounding.mode,
+        "multiple_of_fen": multiple_fen,
+        "down_payment": product.down_payment,
+    }
 
 
 def _date_array(value: Any, n_loans: int) -> DateArray:
@@ -753,28 +781,11 @@ def _business_adjusted(days: IntArray, calendar: BusinessCalendar, rule: Busines
     return result
 
 
-def _merge(
-    parts: list[tuple[IntArray | slice, ScheduleArrays]], n_loans: int, terms: IntArray, *, with_dates: bool
-) -> ScheduleArrays:
-    width = int(terms.max()) if n_loans else 0
-    blocks = [np.zeros((width, n_loans), dtype=np.int64) for _ in range(5)]
-    due = np.full((width, n_loans), np.datetime64("NaT"), dtype="datetime64[D]") if with_dates else None
-    for rows, part in parts:
-        w = part.n_periods
-        for block, values in zip(
-            blocks,
-            (part.principal_fen, part.interest_fen, part.fee_fen, part.balance_after_fen, part.capitalized_fen),
-            strict=True,
-        ):
-            block[:w, rows] = values.T
-        if due is not None and part.due_date is not None:
-            due[:w, rows] = part.due_date.T
+def _result(blocks: tuple[IntArray, ...], terms: IntArray, due: DateArray | None) -> ScheduleArrays:
     for block in blocks:
         block.flags.writeable = False
-    installments = terms.copy()
+    installments = np.array(terms, dtype=np.int64)
     installments.flags.writeable = False
-    if due is not None:
-        due.flags.writeable = False
     return ScheduleArrays(
         principal_fen=blocks[0].T,
         interest_fen=blocks[1].T,
@@ -782,5 +793,24 @@ def _merge(
         balance_after_fen=blocks[3].T,
         capitalized_fen=blocks[4].T,
         installments=installments,
-        due_date=None if due is None else due.T,
+        due_date=due,
     )
+
+
+def _merge(
+    parts: list[tuple[IntArray | slice, ScheduleArrays]], n_loans: int, terms: IntArray, *, with_dates: bool
+) -> ScheduleArrays:
+    """Passes of different frequencies put back in the caller's loan order."""
+    width = int(terms.max()) if n_loans else 0
+    blocks = tuple(np.zeros((width, n_loans), dtype=np.int64) for _ in range(5))
+    due = np.full((width, n_loans), np.datetime64("NaT"), dtype="datetime64[D]") if with_dates else None
+    for rows, part in parts:
+        w = part.n_periods
+        values = (part.principal_fen, part.interest_fen, part.fee_fen, part.balance_after_fen, part.capitalized_fen)
+        for block, value in zip(blocks, values, strict=True):
+            block[:w, rows] = value.T
+        if due is not None and part.due_date is not None:
+            due[:w, rows] = part.due_date.T
+    if due is not None:
+        due.flags.writeable = False
+    return _result(blocks, terms, None if due is None else due.T)
