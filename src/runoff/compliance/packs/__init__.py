@@ -1,0 +1,1 @@
+"""Shipped rule packs (package data): cn.yaml, us.yaml, eu.yaml, uk.yaml."""
