@@ -150,28 +150,43 @@ def test_mixed_book_of_all_call_level_terms_equals_decimal_engine() -> None:
     assert_book_matches(catalogue, index, principal, term, starts)
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    method=st.sampled_from(list(Method)),
-    principal_fen=st.integers(1, 200_000_000),
-    term=st.integers(1, 48),
-    rate_units=st.integers(0, 10**8),
-    fee_units=st.integers(0, 10**7),
-    mode=st.sampled_from(list(RoundingMode)),
-    multiple=st.sampled_from([None, "0.05", "1", "100"]),
-)
-def test_any_single_loan_equals_decimal_engine(
-    method: Method, principal_fen: int, term: int, rate_units: int, fee_units: int, mode: RoundingMode,
-    multiple: str | None,
-) -> None:  # fmt: skip
-    rate = (
-        {"fee_rate": Decimal(fee_units) / 10**8}
-        if method is Method.FLAT_FEE
-        else {"annual_rate": Decimal(rate_units) / 10**8}
-    )
+@st.composite
+def products_and_loans(draw: st.DrawFn) -> tuple[Product, int, int]:
+    """Any period-basis product the vectorized path covers, with one loan on it."""
+    method = draw(st.sampled_from(list(Method)))
+    term = draw(st.integers(1, 48))
+    extra: dict[str, Any] = {}
+    shape = draw(st.sampled_from(["plain", "grace", "down-payment"]))
+    if shape == "grace" and term > 1:
+        extra["grace_periods"] = draw(st.integers(1, min(term - 1, 24)))
+        kinds = ["interest-only"] if method is Method.FLAT_FEE else ["interest-only", "capitalize"]
+        extra["grace_kind"] = draw(st.sampled_from(kinds))
+    elif shape == "down-payment" and term > 1:
+        extra["down_payment"] = True
+    if method is Method.FLAT_FEE:
+        extra["fee_rate"] = Decimal(draw(st.integers(0, 10**7))) / 10**8
+    else:
+        extra["annual_rate"] = Decimal(draw(st.integers(0, 10**8))) / 10**8
     product = parse_product(
-        {"id": "h", "method": method, "terms": [term], "rounding": {"mode": mode, "multiple_of": multiple}, **rate}
+        {
+            "id": "h",
+            "method": method,
+            "terms": [term],
+            "frequency": draw(st.sampled_from(list(Frequency))),
+            "rounding": {
+                "mode": draw(st.sampled_from(list(RoundingMode))),
+                "multiple_of": draw(st.sampled_from([None, "0.05", "1", "100"])),
+            },
+            **extra,
+        }
     )
+    return product, draw(st.integers(1, 200_000_000)), term
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=products_and_loans())
+def test_any_single_loan_equals_decimal_engine(case: tuple[Product, int, int]) -> None:
+    product, principal_fen, term = case
     arrays = schedules_for_products(product, principal_fen=[principal_fen], term=[term], start_date=START)
     assert vector_rows(arrays, 0) == decimal_rows(product, principal_fen, term)
 
