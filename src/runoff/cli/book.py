@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runoff.app import book
-from runoff.cli.output import JsonOption, emit, err_console
-from runoff.errors import InvalidInput, describe_validation_error
+from runoff.cli.output import JsonOption, emit, err_console, fail
+from runoff.errors import InvalidInput, RunoffError, describe_validation_error
 from runoff.portfolio.generator import BookConfig
 from runoff.portfolio.summary import BookSummary
 from runoff.store.executors import scheduler_address
@@ -100,7 +100,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Create a workspace: runoff.toml, data/, models/, runs/, reports/."""
-        workspace = book.init_workspace(directory)
+        try:
+            workspace = book.init_workspace(directory)
+        except RunoffError as exc:
+            fail(exc, as_json=as_json)
+            return
         out = {"workspace": str(workspace.root.resolve()), "folders": ["data", "models", "runs", "reports"]}
         emit(out, as_json=as_json, render=lambda c: c.print(f"workspace ready at {out['workspace']}"))
 
@@ -117,44 +121,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a synthetic book (customers, loans, schedules, payments, month-end performance)."""
         try:
-            start_month = date.fromisoformat(f"{start}-01")
-        except ValueError:
-            raise InvalidInput(
-                f"`--start`: {start!r} is not a month; expected YYYY-MM such as 2024-01", field="start"
-            ) from None
-        try:
-            config = BookConfig(
-                customers=customers, months=months, seed=seed, start_month=start_month, stress=not no_stress
-            )
-        except ValidationError as exc:
-            raise InvalidInput(describe_validation_error(exc, source="generate options")) from None
-        workspace = Workspace.open(locate_workspace(workspace_dir))
-        bar, update = _progress_bar("generating partitions", quiet=as_json)
-        if bar is not None:
-            with bar:
-                result = book.generate_book(workspace, config, scheduler=scheduler_address(scheduler), progress=update)
-        else:
-            result = book.generate_book(workspace, config, scheduler=scheduler_address(scheduler))
+            result = _generate(customers, months, seed, start, no_stress, workspace_dir, scheduler, as_json)
+        except RunoffError as exc:
+            fail(exc, as_json=as_json)
+            return
 
-        def render(c: Console) -> None:
-            t = result.totals
-            c.print(
-                f"generated {t.get('customers_rows', 0):,} customers, {t.get('loans_rows', 0):,} loans "
-                f"({_yuan(t.get('principal_fen', 0))} yuan lent), {t.get('installments_rows', 0):,} installments, "
-                f"{t.get('payments_rows', 0):,} payments, {t.get('performance_rows', 0):,} month-end rows "
-                f"in {result.partitions} partition(s); true parameters in data/truth/"
-            )
-            table = Table(title="Delinquency against published ranges (docs/book.md)")
-            for col in ("figure", "numerator", "denominator", "ratio", "published range"):
-                table.add_column(col, justify="left" if col == "figure" else "right")
-            for name, fig in result.calibration.items():
-                ratio = "" if fig["ratio"] is None else _pct(fig["ratio"])
-                rng = fig.get("published_range")
-                span = f"{_pct(rng[0])} – {_pct(rng[1])}" if rng else ""
-                table.add_row(name, _yuan(fig["numerator_fen"]), _yuan(fig["denominator_fen"]), ratio, span)
-            c.print(table)
-
-        emit(result.as_dict(), as_json=as_json, render=render)
+        emit(result.as_dict(), as_json=as_json, render=lambda c: _render_generate(result, c))
 
     @app.command("info")
     def info(
@@ -163,9 +135,62 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """What the book holds: counts, balances by bucket, product and vintage, date range."""
-        workspace = Workspace.open(locate_workspace(workspace_dir))
-        summary = book.book_info(workspace, scheduler=scheduler_address(scheduler))
-        data = summary.as_dict()
-        data["workspace"] = str(workspace.root.resolve())
-        data["book"] = book.book_metadata(workspace)
+        try:
+            workspace = Workspace.open(locate_workspace(workspace_dir))
+            summary = book.book_info(workspace, scheduler=scheduler_address(scheduler))
+            data = summary.as_dict()
+            data["workspace"] = str(workspace.root.resolve())
+            data["book"] = book.book_metadata(workspace)
+        except RunoffError as exc:
+            fail(exc, as_json=as_json)
+            return
         emit(data, as_json=as_json, render=lambda c: _render_summary(summary, c))
+
+
+def _generate(
+    customers: int,
+    months: int,
+    seed: int,
+    start: str,
+    no_stress: bool,
+    workspace_dir: Path | None,
+    scheduler: str | None,
+    as_json: bool,
+) -> book.GenerateResult:
+    try:
+        start_month = date.fromisoformat(f"{start}-01")
+    except ValueError:
+        raise InvalidInput(
+            f"`--start`: {start!r} is not a month; expected YYYY-MM such as 2024-01", field="start"
+        ) from None
+    try:
+        config = BookConfig(
+            customers=customers, months=months, seed=seed, start_month=start_month, stress=not no_stress
+        )
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, source="generate options")) from None
+    workspace = Workspace.open(locate_workspace(workspace_dir))
+    bar, update = _progress_bar("generating partitions", quiet=as_json)
+    if bar is not None:
+        with bar:
+            return book.generate_book(workspace, config, scheduler=scheduler_address(scheduler), progress=update)
+    return book.generate_book(workspace, config, scheduler=scheduler_address(scheduler))
+
+
+def _render_generate(result: book.GenerateResult, c: Console) -> None:
+    t = result.totals
+    c.print(
+        f"generated {t.get('customers_rows', 0):,} customers, {t.get('loans_rows', 0):,} loans "
+        f"({_yuan(t.get('principal_fen', 0))} yuan lent), {t.get('installments_rows', 0):,} installments, "
+        f"{t.get('payments_rows', 0):,} payments, {t.get('performance_rows', 0):,} month-end rows "
+        f"in {result.partitions} partition(s); true parameters in data/truth/"
+    )
+    table = Table(title="Delinquency against published ranges (docs/book.md)")
+    for col in ("figure", "numerator", "denominator", "ratio", "published range"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for name, fig in result.calibration.items():
+        ratio = "" if fig["ratio"] is None else _pct(fig["ratio"])
+        rng = fig.get("published_range")
+        span = f"{_pct(rng[0])} – {_pct(rng[1])}" if rng else ""
+        table.add_row(name, _yuan(fig["numerator_fen"]), _yuan(fig["denominator_fen"]), ratio, span)
+    c.print(table)

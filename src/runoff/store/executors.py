@@ -37,6 +37,7 @@ def run_partitions(
     *,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    connect_timeout: float = 10.0,
 ) -> R:
     """Run ``fn`` on every partition and ``merge`` the results (in partition order).
 
@@ -53,15 +54,19 @@ def run_partitions(
             if progress is not None:
                 progress(k, total)
         return merge(results)
-    return merge(_run_on_dask(fn, items, scheduler, progress))
+    return merge(_run_on_dask(fn, items, scheduler, progress, connect_timeout))
 
 
 def _run_on_dask(
-    fn: Callable[[P], T], items: list[P], scheduler: str, progress: Callable[[int, int], None] | None
+    fn: Callable[[P], T],
+    items: list[P],
+    scheduler: str,
+    progress: Callable[[int, int], None] | None,
+    connect_timeout: float,
 ) -> list[T]:
     distributed: Any = import_module("dask.distributed")  # loaded on use: in-process runs never import Dask
     try:
-        client = distributed.Client(scheduler, timeout="10s", set_as_default=False)
+        client = distributed.Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ConfigError(
             f"`scheduler`: cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
