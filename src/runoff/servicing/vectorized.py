@@ -284,19 +284,8 @@ def schedules_for_products(
             field="product_index",
         )
 
-    def column(values: list[Any], dtype: Any) -> npt.NDArray[Any]:
-        table: npt.NDArray[Any] = np.asarray(values, dtype=dtype)
-        picked: npt.NDArray[Any] = table[index]
-        return picked
-
-    terms_of = [_product_terms(p) for p in catalogue]
-    per_loan: dict[str, Any] = {
-        key: column([t[key] for t in terms_of], np.int8 if key == "method" else np.int64)
-        for key in ("method", "annual_rate_units", "fee_rate_units", "grace_periods", "multiple_of_fen")
-    }
-    for key, mode in (("grace_kind", GraceKind.CAPITALIZE), ("rounding", RoundingMode.HALF_EVEN)):
-        per_loan[key] = column([t[key] is mode for t in terms_of], np.bool_)
-    per_loan["down_payment"] = column([t["down_payment"] for t in terms_of], np.bool_)
+    settings = [_product_terms(p) for p in catalogue]
+    per_loan = {key: np.asarray([row[key] for row in settings])[index] for key in settings[0]}
     starts = None if start_date is None else _date_array(start_date, n_loans)
 
     # One pass per frequency (its interest divisor) and, when dates are asked for, per holiday calendar.
@@ -728,8 +717,8 @@ def _method_array(method: Any) -> npt.NDArray[np.int8]:
     return codes.astype(np.int8, copy=False)
 
 
-def _product_terms(product: Product) -> dict[str, Any]:
-    """One product's per-loan settings in the units of :func:`build_schedules`."""
+def _product_terms(product: Product) -> dict[str, int | bool]:
+    """One product's per-loan settings in the units of :func:`build_schedules` (flags as booleans)."""
     if product.interest_basis is not InterestBasis.PERIOD:
         raise ScheduleInvalid(
             f"product {product.id}: interest_basis {product.interest_basis.value} is not supported by the "
@@ -755,8 +744,8 @@ def _product_terms(product: Product) -> dict[str, Any]:
         else int(rate_units(product.annual_rate or 0, field=f"{product.id}.annual_rate")),
         "fee_rate_units": int(rate_units(product.fee_rate or 0, field=f"{product.id}.fee_rate")) if flat else 0,
         "grace_periods": product.grace_periods,
-        "grace_kind": product.grace_kind,
-        "rounding": product.rounding.mode,
+        "grace_kind": product.grace_kind is GraceKind.CAPITALIZE,
+        "rounding": product.rounding.mode is RoundingMode.HALF_EVEN,
         "multiple_of_fen": multiple_fen,
         "down_payment": product.down_payment,
     }
