@@ -324,13 +324,22 @@ def load_mapping(path: Path) -> TapeMapping:
 
 
 # --- conversion ------------------------------------------------------------------------------------------------
+#
+# Each kind is read by a fast parser over the whole column (a plain cast or one date format) and, for
+# the few cells it cannot read, by a full parser over just those cells: trimmed, thousands separators
+# and currency signs removed, percent signs, every date format. The full parser is the fast one after
+# cleaning, so both agree wherever both read a cell.
 
-BAD = "__bad__"  # prefix of the "present but unparseable" flag of a field
-SRC = "__src__"  # prefix of the raw source value of a field (for messages and the quarantine)
+BAD = "__bad__"  # prefix of the "given but unreadable" flag of a field
+SRC = "__src__"  # prefix of the cell as given (for messages)
 
-_AMOUNT_YUAN = r"^[+-]?\d{1,15}(\.\d{0,2})?$"
-_AMOUNT_FEN = r"^[+-]?\d{1,17}(\.0*)?$"
-_MONEY_NOISE = r"[,\s¥￥元]"
+MAX_AMOUNT_FEN = 10**11
+"""Amounts read up to 1 billion yuan: below this a float64 holds every fen with room to spot a third decimal."""
+SUB_FEN_TOLERANCE = 1e-4
+"""A yuan amount more than this many fen away from a whole fen has a third decimal and is refused."""
+RATE_DECIMALS = 10
+"""Rates are kept to 1e-10, far finer than any contract rate (the schedule engine works in 1e-8)."""
+_MONEY_MARKS = " \t¥￥元"
 
 
 def _present(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -353,78 +362,79 @@ def _as_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return raw.cast(pl.String)
 
 
-def _date(raw: pl.Expr, dtype: pl.DataType, formats: Sequence[str]) -> pl.Expr:
+def _date(raw: pl.Expr, dtype: pl.DataType, formats: Sequence[str], *, full: bool) -> pl.Expr:
     if dtype == pl.Date:
         return raw
     if isinstance(dtype, pl.Datetime):
         return raw.dt.date()
+    if not full and dtype == pl.String:
+        return raw.str.to_date(formats[0], strict=False)
     text = _as_text(raw, dtype)
     # ISO dates are unambiguous and what typed Excel cells read as, so they are always understood.
     tried = [*formats, *([ISO_DATE] if ISO_DATE not in formats else [])]
-    parsed = [text.str.to_date(fmt, strict=False) for fmt in tried]
-    return parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
+    return pl.coalesce([text.str.to_date(fmt, strict=False) for fmt in tried])
 
 
-def _amount_fen(raw: pl.Expr, dtype: pl.DataType, unit: AmountUnit) -> pl.Expr:
-    """Money as exact integer fen; a yuan amount with more than two decimals is unparseable, not rounded."""
+def _fen_of(number: pl.Expr, scale: int) -> pl.Expr:
+    scaled = number.cast(pl.Float64) * scale
+    whole = scaled.round(0)
+    readable = scaled.is_finite() & ((scaled - whole).abs() < SUB_FEN_TOLERANCE) & (whole.abs() < MAX_AMOUNT_FEN)
+    return pl.when(readable).then(whole.cast(pl.Int64, strict=False))
+
+
+def _amount_fen(raw: pl.Expr, dtype: pl.DataType, unit: AmountUnit, *, full: bool) -> pl.Expr:
+    """Money as exact integer fen; a yuan amount with a third decimal is unreadable, not rounded."""
     scale = 100 if unit is AmountUnit.YUAN else 1
     if dtype.is_integer():
-        return raw.cast(pl.Int64) * scale
-    if dtype.is_float() or dtype.is_decimal():
-        scaled = raw.cast(pl.Float64) * scale
-        whole = scaled.round(0)
-        return pl.when((scaled - whole).abs() < 1e-6).then(whole.cast(pl.Int64, strict=False))
-    text = raw.cast(pl.String).str.replace_all(_MONEY_NOISE, "")
-    pattern = _AMOUNT_YUAN if unit is AmountUnit.YUAN else _AMOUNT_FEN
-    # Float64 holds every amount of up to 15 digits and 2 decimals exactly enough that ×100 rounds to the fen.
-    value = (text.cast(pl.Float64, strict=False) * scale).round(0).cast(pl.Int64, strict=False)
-    return pl.when(text.str.contains(pattern)).then(value)
+        return pl.when(raw.abs() * scale < MAX_AMOUNT_FEN).then(raw.cast(pl.Int64) * scale)
+    if dtype != pl.String:
+        return _fen_of(raw, scale)
+    text = raw.str.strip_chars(_MONEY_MARKS).str.replace_all(",", "", literal=True) if full else raw
+    return _fen_of(text.cast(pl.Float64, strict=False), scale)
 
 
-def _integer(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _integer(raw: pl.Expr, dtype: pl.DataType, *, full: bool) -> pl.Expr:
     if dtype.is_integer():
         return raw.cast(pl.Int64)
-    number = raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False) if dtype == pl.String else raw
-    number = number.cast(pl.Float64)
+    if dtype == pl.String and not full:
+        return raw.cast(pl.Int64, strict=False)
+    number = raw.str.strip_chars().cast(pl.Float64, strict=False) if dtype == pl.String else raw.cast(pl.Float64)
     return pl.when(number.is_finite() & (number == number.round(0)) & (number.abs() < 2**53)).then(
         number.cast(pl.Int64, strict=False)
     )
 
 
-def _identifier(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """An id as the book keys it: text, or a whole number without sign or decimals while ids are Int64."""
-    text = _as_text(raw, dtype)
+def _identifier(raw: pl.Expr, dtype: pl.DataType, *, full: bool) -> pl.Expr:
+    """An id as the book keys it: text, or a whole number 0 or more while ids are Int64."""
     if not ID_DTYPE.is_integer():
+        text = _as_text(raw, dtype)
         return pl.when(text.str.len_bytes() > 0).then(text)
     if dtype.is_integer():
         return pl.when(raw >= 0).then(raw.cast(pl.Int64))
-    return pl.when(text.str.contains(r"^\d{1,18}$")).then(text.cast(pl.Int64, strict=False))
+    text = _as_text(raw, dtype) if full or dtype != pl.String else raw
+    number = text.cast(pl.Int64, strict=False)
+    return pl.when(number >= 0).then(number)
 
 
-RATE_DECIMALS = 10
-"""Rates are kept to 1e-10, far finer than any contract rate (the schedule engine works in 1e-8)."""
-
-
-def _rate(raw: pl.Expr, dtype: pl.DataType, scale: RateScale) -> pl.Expr:
+def _rate(raw: pl.Expr, dtype: pl.DataType, scale: RateScale, *, full: bool) -> pl.Expr:
     divisor = 100.0 if scale is RateScale.PERCENT else 1.0
-    if dtype.is_numeric():
-        value = raw.cast(pl.Float64) / divisor
-        return pl.when(value.is_finite()).then(value.round(RATE_DECIMALS))
-    text = raw.cast(pl.String).str.strip_chars()
-    is_percent = text.str.ends_with("%")
-    number = text.str.strip_suffix("%").str.strip_chars().cast(pl.Float64, strict=False)
-    value = pl.when(is_percent).then(number / 100.0).otherwise(number / divisor)
-    # "0.7%" / 100 is 0.006999…9 in binary; rounding to 1e-10 gives back the double nearest 0.007.
+    if dtype.is_numeric() or not full:
+        value = (raw.cast(pl.Float64, strict=False) if dtype == pl.String else raw.cast(pl.Float64)) / divisor
+    else:
+        text = raw.cast(pl.String).str.strip_chars()
+        number = text.str.strip_suffix("%").str.strip_chars().cast(pl.Float64, strict=False)
+        value = pl.when(text.str.ends_with("%")).then(number / 100.0).otherwise(number / divisor)
+    # "0.7" / 100 is 0.006999…9 in binary; rounding to 1e-10 gives back the double nearest 0.007.
     return pl.when(value.is_finite()).then(value.round(RATE_DECIMALS))
 
 
 def _aliased(raw: pl.Expr, dtype: pl.DataType, table: Mapping[str, str]) -> pl.Expr:
-    text = _as_text(raw, dtype)
+    text = raw if dtype == pl.String else _as_text(raw, dtype)
     return text.replace_strict(dict(table), default=None, return_dtype=pl.String)
 
 
-def _method_table(values: Iterable[Any], extra: Mapping[str, Method]) -> dict[str, str]:
-    """Each distinct text in the method column → its :class:`Method` value, through ``parse_method`` (the seam)."""
+def _alias_table(values: Iterable[Any], extra: Mapping[str, Any], parse: Any) -> dict[str, str]:
+    """Each distinct cell of a method or status column → its value, through the one alias seam (``parse``)."""
     table: dict[str, str] = {}
     extra_keys = {k.strip(): v for k, v in extra.items()}
     for value in values:
@@ -432,36 +442,45 @@ def _method_table(values: Iterable[Any], extra: Mapping[str, Method]) -> dict[st
             continue
         key = str(value).strip()
         if key in extra_keys:
-            table[key] = extra_keys[key].value
+            table[str(value)] = extra_keys[key].value
             continue
         try:
-            table[key] = parse_method(key).value
+            table[str(value)] = parse(key).value
         except ValueError:
             continue
     return table
 
 
-def _status_table(values: Iterable[Any], extra: Mapping[str, TapeStatus]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    extra_keys = {k.strip(): v for k, v in extra.items()}
-    for value in values:
-        if value is None:
-            continue
-        key = str(value).strip()
-        if key in extra_keys:
-            table[key] = extra_keys[key].value
-            continue
-        try:
-            table[key] = parse_status(key).value
-        except ValueError:
-            continue
-    return table
-
-
-def _distinct_text(raw: pl.DataFrame, source: str) -> list[Any]:
+def _distinct_cells(raw: pl.DataFrame, source: str) -> list[Any]:
     col = raw.get_column(source)
-    text = col.cast(pl.String) if col.dtype != pl.String else col
-    return text.str.strip_chars().unique().to_list()
+    if col.dtype != pl.String:
+        col = raw.select(_as_text(pl.col(source), col.dtype)).to_series()
+    return col.unique().to_list()
+
+
+def _reader(fld: TapeField, raw: pl.DataFrame, source: str, mapping: TapeMapping, *, full: bool) -> pl.Expr:
+    """The expression reading field ``fld`` from column ``source`` of ``raw`` (fast or full parser)."""
+    col = pl.col(source)
+    dtype = raw.schema[source]
+    value: pl.Expr
+    if fld.kind is FieldKind.TEXT:
+        text = _as_text(col, dtype)
+        value = pl.when(text.str.len_bytes() > 0).then(text)
+    elif fld.kind is FieldKind.ID:
+        value = _identifier(col, dtype, full=full)
+    elif fld.kind is FieldKind.DATE:
+        value = _date(col, dtype, mapping.date_formats_of(fld.name), full=full)
+    elif fld.kind is FieldKind.AMOUNT:
+        value = _amount_fen(col, dtype, mapping.unit_of(fld.name), full=full)
+    elif fld.kind is FieldKind.INTEGER:
+        value = _integer(col, dtype, full=full)
+    elif fld.kind is FieldKind.RATE:
+        value = _rate(col, dtype, mapping.scale_of(fld.name), full=full)
+    elif fld.kind is FieldKind.METHOD:
+        value = _aliased(col, dtype, _alias_table(_distinct_cells(raw, source), mapping.method_aliases, parse_method))
+    else:
+        value = _aliased(col, dtype, _alias_table(_distinct_cells(raw, source), mapping.status_aliases, parse_status))
+    return value.cast(DTYPES[fld.kind]).alias(fld.name)
 
 
 def convert_tape(raw: pl.DataFrame, mapping: TapeMapping, *, file: str = "tape") -> pl.DataFrame:
@@ -471,39 +490,41 @@ def convert_tape(raw: pl.DataFrame, mapping: TapeMapping, *, file: str = "tape")
     ``__src__<field>`` (the cell as given, for messages); ``row`` is the 1-based data row.
     """
     resolved = mapping.resolve(raw.columns, file=file)
-    schema = raw.schema
-    exprs: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
+    fast: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
     for fld in TAPE_FIELDS:
         source = resolved.get(fld.name)
         if source is None:
-            exprs.append(pl.lit(None, dtype=DTYPES[fld.kind]).alias(fld.name))
-            exprs.append(pl.lit(False).alias(BAD + fld.name))
-            exprs.append(pl.lit(None, dtype=pl.String).alias(SRC + fld.name))
-            continue
-        raw_col = pl.col(source)
-        dtype = schema[source]
-        if fld.kind is FieldKind.TEXT:
-            value = _as_text(raw_col, dtype)
-            value = pl.when(value.str.len_bytes() > 0).then(value)
-        elif fld.kind is FieldKind.ID:
-            value = _identifier(raw_col, dtype)
-        elif fld.kind is FieldKind.DATE:
-            value = _date(raw_col, dtype, mapping.date_formats_of(fld.name))
-        elif fld.kind is FieldKind.AMOUNT:
-            value = _amount_fen(raw_col, dtype, mapping.unit_of(fld.name))
-        elif fld.kind is FieldKind.INTEGER:
-            value = _integer(raw_col, dtype)
-        elif fld.kind is FieldKind.RATE:
-            value = _rate(raw_col, dtype, mapping.scale_of(fld.name))
-        elif fld.kind is FieldKind.METHOD:
-            value = _aliased(raw_col, dtype, _method_table(_distinct_text(raw, source), mapping.method_aliases))
+            fast += [
+                pl.lit(None, dtype=DTYPES[fld.kind]).alias(fld.name),
+                pl.lit(None, dtype=pl.String).alias(SRC + fld.name),
+            ]
         else:
-            value = _aliased(raw_col, dtype, _status_table(_distinct_text(raw, source), mapping.status_aliases))
-        value = value.cast(DTYPES[fld.kind]).alias(fld.name)
-        exprs.append(value)
-        exprs.append((_present(raw_col, dtype) & value.is_null()).alias(BAD + fld.name))
-        exprs.append(_as_text(raw_col, dtype).alias(SRC + fld.name))
-    return raw.select(exprs)
+            fast += [_reader(fld, raw, source, mapping, full=False), pl.col(source).alias(SRC + fld.name)]
+    out = raw.select(fast)
+
+    # Cells given that the fast parser left empty: read again with the full parser, those rows only.
+    missed = {n: pl.col(SRC + n).is_not_null() & pl.col(n).is_null() for n in resolved}
+    counts = out.select([m.sum().alias(n) for n, m in missed.items()]).row(0, named=True) if missed else {}
+    patches: list[pl.Series | pl.Expr] = []
+    for fld in TAPE_FIELDS:
+        name = fld.name
+        if not counts.get(name):
+            patches.append(pl.lit(False).alias(BAD + name))
+            continue
+        source = resolved[name]
+        rows = out.select(pl.arg_where(missed[name])).to_series()
+        cells = raw.select(pl.col(source).gather(rows))
+        dtype = raw.schema[source]
+        again = cells.select(
+            _reader(fld, raw, source, mapping, full=True).alias("value"),
+            _present(pl.col(source), dtype).alias("present"),
+        )
+        value = again.get_column("value")
+        bad_rows = rows.filter(again.get_column("present") & value.is_null())
+        patches.append(out.get_column(name).clone().scatter(rows, value))
+        flags = pl.Series(BAD + name, [False], dtype=pl.Boolean).extend_constant(False, out.height - 1)
+        patches.append(flags.scatter(bad_rows, True) if bad_rows.len() else flags)
+    return out.with_columns(patches)
 
 
 # --- checks ----------------------------------------------------------------------------------------------------
@@ -925,7 +946,7 @@ def _tape_date(as_of: date | None) -> pl.Expr:
 
 def read_ids(values: pl.Series) -> pl.Series:
     """Identifiers as the book keys them (e.g. a customer tape's 客户号); unreadable ones become null."""
-    return pl.select(_identifier(pl.lit(values), values.dtype).cast(ID_DTYPE)).to_series().alias(values.name)
+    return pl.select(_identifier(pl.lit(values), values.dtype, full=True).cast(ID_DTYPE)).to_series().alias(values.name)
 
 
 def tape_positions(accepted: pl.DataFrame, *, as_of: date | None) -> pl.DataFrame:
@@ -1011,7 +1032,7 @@ def tape_in_source_columns(tape: pl.DataFrame, mapping: TapeMapping) -> pl.DataF
         col = mapping.columns.get(fld.name)
         if col is None or fld.name not in tape.columns:
             continue
-        value = pl.col(fld.name)
+        value = pl.col(fld.name).cast(DTYPES[fld.kind])
         if fld.kind is FieldKind.DATE:
             text = value.dt.strftime(mapping.date_formats_of(fld.name)[0])
         elif fld.kind is FieldKind.AMOUNT:
