@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -29,7 +28,7 @@ COMMAND_MODULES = (
 class RunoffGroup(TyperGroup):
     """The root command group: maps a :class:`RunoffError` from any command to one line and exit 2."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
         except RunoffError as exc:
