@@ -10,12 +10,14 @@ one in Tokyo.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import holidays
+from pydantic import BaseModel, ValidationError
 
 from runoff.calendar import BusinessCalendar
 from runoff.compliance.checks import (
@@ -33,6 +35,9 @@ from runoff.compliance.findings import Finding, make_finding, sort_findings
 from runoff.compliance.profile import LenderProfile
 from runoff.compliance.rules import Rule, RulePack
 from runoff.compliance.selection import RuleBook
+from runoff.errors import InvalidInput, describe_validation_error
+
+_Row = TypeVar("_Row", bound=BaseModel)
 
 
 @lru_cache(maxsize=32)
@@ -323,3 +328,33 @@ def check_contacts(
     findings.extend(_opt_outs(batch, opt_outs))
     findings.extend(_prohibitions(batch))
     return sort_findings(findings)
+
+
+def _parse_rows(rows: Iterable[Mapping[str, Any]], model: type[_Row], *, source: str, first_line: int) -> list[_Row]:
+    out = []
+    for line, row in enumerate(rows, start=first_line):
+        data = {str(k).strip(): v for k, v in row.items() if k is not None and v not in ("", None)}
+        try:
+            out.append(model.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ())) or None
+            raise InvalidInput(describe_validation_error(exc, source=f"{source} line {line}"), field=field) from None
+    return out
+
+
+def parse_contact_rows(
+    rows: Iterable[Mapping[str, Any]], *, source: str = "contacts", first_line: int = 2
+) -> list[ContactFacts]:
+    """Rows of a contact log (e.g. a CSV with a header line) as :class:`ContactFacts`; empty cells take defaults.
+
+    A bad row raises ``InvalidInput`` naming the line, the field and the value.
+    """
+    return _parse_rows(rows, ContactFacts, source=source, first_line=first_line)
+
+
+def parse_opt_out_rows(
+    rows: Iterable[Mapping[str, Any]], *, source: str = "opt-outs", first_line: int = 2
+) -> list[OptOut]:
+    """Rows of an opt-out list as :class:`OptOut`."""
+    return _parse_rows(rows, OptOut, source=source, first_line=first_line)
