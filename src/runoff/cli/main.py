@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from runoff import __version__
-from runoff.cli.output import fail
+from runoff.cli.output import JSON_META_KEY, fail
 from runoff.errors import RunoffError
 
 # Command-group modules; each exposes ``register(app)``.
@@ -28,12 +29,11 @@ COMMAND_MODULES = (
 class RunoffGroup(TyperGroup):
     """The root command group: maps a :class:`RunoffError` from any command to one line and exit 2."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except RunoffError as exc:
-            args = [*ctx.protected_args, *ctx.args]
-            fail(exc, as_json="--json" in args)
+            fail(exc, as_json=bool(ctx.meta.get(JSON_META_KEY, False)))
             return None
 
 

@@ -14,7 +14,17 @@ from rich.console import Console
 
 from runoff.errors import RunoffError
 
-JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+JSON_META_KEY = "runoff.json"
+
+
+def _remember_json(ctx: typer.Context, value: bool) -> bool:
+    # ctx.meta is shared by the whole context chain, so the root group's error renderer sees it
+    if value:
+        ctx.meta[JSON_META_KEY] = True
+    return value
+
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of tables.", callback=_remember_json)
 
 console = Console()
 err_console = Console(stderr=True)
