@@ -20,7 +20,8 @@ from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from runoff.money import from_minor, parse_amount, quantize, to_minor
 from runoff.servicing.delinquency import Bucket, bucket_of, days_past_due
 from runoff.servicing.position import ZERO, LoanPosition
-from runoff.servicing.product import Component, Product
+from runoff.servicing.product import Component, Method, Product
+from runoff.servicing.quotes import Quote, early_settlement, extension, restructure
 from runoff.servicing.schedule import Schedule, build_schedule
 from runoff.store.ledger.journal import (
     EntryBuilder,
@@ -316,6 +317,26 @@ def show_loan(loan_id: str, *, as_of: date, uow: UnitOfWork) -> LoanView:
 # --- re-scheduling -------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Arrears:
+    """What the old schedule still owes that stays due, on ``due_date``, under the new one (a quote's ``due_now``).
+
+    It becomes installment 0 of the new version. Carried penalty is carried as a fee: penalty is
+    a pure function of the schedule (recomputed by day), so a carried amount cannot live in the
+    penalty columns; its booked part is reclassified (Dr penalty_income, Cr penalty_receivable)
+    and it is income again when paid, like any fee.
+    """
+
+    due_date: date
+    interest: Decimal = ZERO
+    fee: Decimal = ZERO
+    penalty: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.interest + self.fee + self.penalty
+
+
 def apply_schedule(
     loan_id: str,
     new_schedule: Schedule,
@@ -326,13 +347,17 @@ def apply_schedule(
     idempotency_key: str | None = None,
     annual_rate: Decimal | None = None,
     fee_rate: Decimal | None = None,
+    carried: Arrears | None = None,
+    as_of: date | None = None,
 ) -> ScheduleChange:
     """Archive the live schedule version and make ``new_schedule`` live (展期 / 债务重组), atomically.
 
     ``new_schedule.principal`` replaces the principal outstanding: less is a haircut
-    (Dr waivers, Cr loans_receivable); more capitalises arrears (Dr loans_receivable, Cr the
-    unpaid penalty first, then interest_income). Penalty not capitalised is waived (Dr waivers,
-    Cr penalty_receivable). The same ``idempotency_key`` again returns the first change.
+    (Dr waivers, Cr loans_receivable); more capitalises arrears (Dr loans_receivable,
+    Cr interest_income). ``carried`` arrears stay due (installment 0); penalty booked and
+    neither carried nor capitalised is waived (Dr waivers, Cr penalty_receivable). Entries are
+    dated ``as_of`` (default: the new schedule's start). The same ``idempotency_key`` again
+    returns the first change; on another loan it is refused.
     """
     with uow:
         ledger = uow.ledger
@@ -352,26 +377,31 @@ def apply_schedule(
             raise Conflict(f"`loan`: {loan_id} is {record.status}; only an open loan can be re-scheduled", field="loan")
         if not new_schedule.installments:
             raise InvalidInput("`schedule`: the new schedule has no installments", field="schedule")
+        if carried is not None and min(carried.interest, carried.fee, carried.penalty) < 0:
+            raise InvalidInput(
+                f"`carried`: {carried} has a negative amount; expected amounts 0 or more", field="carried"
+            )
         position = ledger.positions([record])[loan_id]
         old = record.schedule_version
         version = max(v.version for v in ledger.schedule_versions_of(loan_id)) + 1
-        value_date = new_schedule.start_date
+        value_date = as_of or new_schedule.start_date
 
         outstanding = to_minor(position.outstanding_principal)
         new_principal = to_minor(new_schedule.principal)
-        penalty_left = to_minor(sum((max(i.outstanding(Component.PENALTY), ZERO) for i in position.installments), ZERO))
+        booked_penalty = to_minor(
+            sum((max(i.outstanding(Component.PENALTY), ZERO) for i in position.installments), ZERO)
+        )
+        carried_penalty = to_minor(carried.penalty) if carried is not None else 0
         entry = EntryBuilder(EntryKind.RESCHEDULE, value_date, loan_id=loan_id, schedule_version=version, memo=reason)
         delta = new_principal - outstanding
         if delta < 0:
             entry.debit(LedgerAccount.WAIVERS, -delta).credit(LedgerAccount.LOANS_RECEIVABLE, -delta)
         elif delta > 0:
-            from_penalty = min(delta, penalty_left)
-            entry.debit(LedgerAccount.LOANS_RECEIVABLE, delta)
-            entry.credit(LedgerAccount.PENALTY_RECEIVABLE, from_penalty)
-            entry.credit(LedgerAccount.INTEREST_INCOME, delta - from_penalty)
-            penalty_left -= from_penalty
-        if penalty_left:
-            entry.debit(LedgerAccount.WAIVERS, penalty_left).credit(LedgerAccount.PENALTY_RECEIVABLE, penalty_left)
+            entry.debit(LedgerAccount.LOANS_RECEIVABLE, delta).credit(LedgerAccount.INTEREST_INCOME, delta)
+        waived_penalty = max(booked_penalty - carried_penalty, 0)
+        reclassified = booked_penalty - waived_penalty
+        entry.debit(LedgerAccount.WAIVERS, waived_penalty).credit(LedgerAccount.PENALTY_RECEIVABLE, waived_penalty)
+        entry.debit(LedgerAccount.PENALTY_INCOME, reclassified).credit(LedgerAccount.PENALTY_RECEIVABLE, reclassified)
         entries = [] if entry.is_empty else [entry.build()]
         entries += _capitalization_entries(loan_id, version, new_schedule)
 
@@ -388,6 +418,16 @@ def apply_schedule(
             annual_rate=annual_rate,
             fee_rate=fee_rate,
         )
+        first_due = new_schedule.installments[0].due_date
+        if carried is not None and carried.total > 0:
+            ledger.insert_carried_arrears(
+                loan_id,
+                version,
+                due_date=carried.due_date,
+                interest_fen=to_minor(carried.interest),
+                fee_fen=to_minor(carried.fee + carried.penalty),
+            )
+            first_due = min(first_due, carried.due_date)
         post_entries(uow.connection, entries, actor=actor, posted_at=now)
         ledger.update_loans(
             [
@@ -395,7 +435,7 @@ def apply_schedule(
                     "id": loan_id,
                     "schedule_version": version,
                     "outstanding_principal_fen": to_minor(new_schedule.total_principal),
-                    "oldest_unpaid_due_date": new_schedule.installments[0].due_date,
+                    "oldest_unpaid_due_date": first_due,
                     "dpd": 0,
                     "bucket": Bucket.CURRENT.value,
                     "overdue_principal_fen": 0,
@@ -420,6 +460,8 @@ def apply_schedule(
                         "principal": str(new_schedule.principal),
                         "outstanding_before": str(from_minor(outstanding)),
                         "term": len(new_schedule.installments),
+                        "carried": None if carried is None else str(carried.total),
+                        "penalty_waived": str(from_minor(waived_penalty)),
                         "idempotency_key": idempotency_key,
                     },
                 )
@@ -530,3 +572,60 @@ def reverse_reschedule(
 
 def _with_version(record: LoanRecord, version: int) -> LoanRecord:
     return replace(record, schedule_version=version)
+
+
+# --- quotes --------------------------------------------------------------------------------------------------------
+
+
+def _open_position(uow: UnitOfWork, loan_id: str) -> LoanPosition:
+    record = uow.ledger.require_loan(loan_id)
+    if record.status != LoanStatus.OPEN.value:
+        raise Conflict(f"`loan`: {loan_id} is {record.status}; only an open loan can be quoted", field="loan")
+    return uow.ledger.positions([record])[loan_id]
+
+
+def quote_settlement(
+    loan_id: str, *, as_of: date, uow: UnitOfWork, discount: Decimal = ZERO, waive_penalties: bool = False
+) -> Quote:
+    """Early settlement (提前结清) of ``loan_id`` on ``as_of``, priced from the ledger's position (nothing written)."""
+    with uow:
+        position = _open_position(uow, loan_id)
+    return early_settlement(position, as_of=as_of, discount=discount, waive_penalties=waive_penalties)
+
+
+def quote_extension(loan_id: str, *, as_of: date, extra_periods: int, uow: UnitOfWork) -> Quote:
+    """Extension (展期) of ``loan_id`` by ``extra_periods`` from ``as_of`` (nothing written)."""
+    with uow:
+        position = _open_position(uow, loan_id)
+    return extension(position, as_of=as_of, extra_periods=extra_periods)
+
+
+def quote_restructure(
+    loan_id: str,
+    *,
+    as_of: date,
+    term: int,
+    uow: UnitOfWork,
+    annual_rate: Decimal | None = None,
+    fee_rate: Decimal | None = None,
+    waive_penalties: bool = False,
+    haircut: Decimal = ZERO,
+    grace_periods: int = 0,
+    method: Method | None = None,
+    capitalize_overdue: bool = False,
+) -> Quote:
+    """Restructuring (债务重组) of ``loan_id`` from ``as_of`` (nothing written)."""
+    with uow:
+        position = _open_position(uow, loan_id)
+    return restructure(
+        position,
+        as_of=as_of,
+        term=term,
+        annual_rate=annual_rate,
+        fee_rate=fee_rate,
+        waive_penalties=waive_penalties,
+        haircut=haircut,
+        grace_periods=grace_periods,
+        method=method,
+        capitalize_overdue=capitalize_overdue,
+    )

@@ -392,8 +392,7 @@ def _load_states(uow: UnitOfWork, records: Sequence[LoanRecord]) -> dict[str, _L
     if not unique:
         return {}
     ledger = uow.ledger
-    positions = ledger.positions(unique.values())
-    rows = ledger.installments_of((r.id, r.schedule_version) for r in unique.values())
+    positions, rows = ledger.positions_and_rows(unique.values())
     return {
         loan_id: _LoanState(
             record=rec,

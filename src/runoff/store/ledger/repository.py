@@ -396,6 +396,21 @@ class LedgerRepository:
             ],
         )
 
+    def insert_carried_arrears(
+        self, loan_id: str, version: int, *, due_date: date, interest_fen: int, fee_fen: int
+    ) -> None:
+        """Installment 0 of a new version: arrears of the old schedule that stay due on ``due_date``."""
+        self.conn.execute(
+            insert(installments).values(
+                loan_id=loan_id,
+                schedule_version=version,
+                number=0,
+                due_date=due_date,
+                interest_due_fen=interest_fen,
+                fee_due_fen=fee_fen,
+            )
+        )
+
     def installments_of(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[InstallmentRecord]]:
         """Installments of each (loan, version), in number order."""
         wanted = sorted(set(keys))
@@ -460,9 +475,15 @@ class LedgerRepository:
 
     def positions(self, records: Iterable[LoanRecord]) -> dict[str, LoanPosition]:
         """Servicing positions of ``records`` on their live schedule versions, in three queries."""
+        return self.positions_and_rows(records)[0]
+
+    def positions_and_rows(
+        self, records: Iterable[LoanRecord]
+    ) -> tuple[dict[str, LoanPosition], dict[tuple[str, int], list[InstallmentRecord]]]:
+        """Positions plus the installment rows they were built from (for writing back what changed)."""
         recs = list(records)
         if not recs:
-            return {}
+            return {}, {}
         keys = [(r.id, r.schedule_version) for r in recs]
         versions = self.live_versions([r.id for r in recs])
         rows = self.installments_of(keys)
@@ -472,10 +493,9 @@ class LedgerRepository:
             version = versions.get(r.id)
             if version is None:
                 raise NotFound(f"loan {r.id!r} has no schedule version {r.schedule_version}", field="loan")
-            out[r.id] = build_position(
-                r, version, rows[(r.id, r.schedule_version)], dated, self.product(r.product_id, r.product_version)
-            )
-        return out
+            product = self.product(r.product_id, r.product_version)
+            out[r.id] = build_position(r, version, rows[(r.id, r.schedule_version)], dated, product)
+        return out, rows
 
     def position(self, loan_id: str) -> LoanPosition:
         return self.positions([self.require_loan(loan_id)])[loan_id]
