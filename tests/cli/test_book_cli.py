@@ -97,3 +97,11 @@ def test_bad_input_exits_2_with_one_line_naming_the_problem(app, tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert named in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_info_on_an_empty_workspace_says_how_to_fill_it(app, tmp_path: Path) -> None:
+    run(app, "init", str(tmp_path))
+    result = run(app, "info", "--workspace", str(tmp_path))
+    assert result.exit_code == 0
+    assert "runoff generate" in result.stdout
+    assert json.loads(run(app, "info", "--workspace", str(tmp_path), "--json").stdout)["row_counts"] == {}

@@ -52,6 +52,9 @@ def _progress_bar(label: str, *, quiet: bool) -> tuple[Progress | None, Any]:
 
 def _render_summary(summary: BookSummary, console: Console) -> None:
     data = summary.as_dict()
+    if not data["row_counts"]:
+        console.print("the workspace holds no book yet: run `runoff generate` or `runoff import` first")
+        return
     orig = data["originated"]
     head = Table(title="Book", show_header=False)
     for table, rows in data["row_counts"].items():
