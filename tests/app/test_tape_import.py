@@ -445,3 +445,19 @@ def test_unreadable_files_are_refused_naming_the_file(tmp_path, workspace, name,
         path.write_text(content, encoding="utf-8")
     with pytest.raises(TapeInvalid, match=match):
         run([path], workspace)
+
+
+def test_a_customer_tape_given_with_the_loans_is_the_register_they_must_match(tmp_path, cn_tape):
+    workspace = Workspace.init(tmp_path / "bare")  # no customers table of its own
+    loans = cn_tape.head(30)
+    known = loans.get_column("客户号").unique().sort().head(3)
+    customers = tmp_path / "客户.csv"
+    pl.DataFrame({"客户号": known, "姓名": ["张三"] * known.len()}).write_csv(customers)
+    path = tmp_path / "t.csv"
+    loans.write_csv(path)
+
+    outcome = run([path], workspace, customers=[customers])
+
+    expected_loaded = loans.filter(pl.col("客户号").is_in(known.implode())).height
+    assert (outcome.loaded, outcome.quarantined) == (expected_loaded, 30 - expected_loaded)
+    assert outcome.reasons() == {"reference.unknown_customer": 30 - expected_loaded}
