@@ -108,7 +108,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_tape(path: Path, mapping: TapeMapping) -> pl.DataFrame:
-    """A tape's rows as given (CSV as text, Parquet and Excel cells as typed), one row per data row of the file.
+    """A tape's rows as given (CSV and Excel cells as text, Parquet columns as typed), one row per data row.
 
     Nothing is dropped or coerced here: a line with more fields than the header is an error naming the
     file, not a silently truncated row; blank lines stay (they are rows, and fail the required-field check).

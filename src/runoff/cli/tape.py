@@ -7,6 +7,7 @@ bad mapping, missing column), as every command.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from pathlib import Path
 
@@ -85,15 +86,16 @@ def register(app: typer.Typer) -> None:
             tape_date = _parse_date(as_of) if as_of else None
             mapping = load_mapping(mapping_file) if mapping_file else TapeMapping()
             ws = Workspace.open(locate_workspace(workspace))
-            outcome = import_tapes(
-                files,
-                workspace=ws,
-                mapping=mapping,
-                as_of=tape_date,
-                strict=strict,
-                customers=customers,
-                imported_at=clock.now(),
-            )
+            with contextlib.nullcontext() if as_json else err_console.status(f"importing {len(files)} file(s)"):
+                outcome = import_tapes(
+                    files,
+                    workspace=ws,
+                    mapping=mapping,
+                    as_of=tape_date,
+                    strict=strict,
+                    customers=customers,
+                    imported_at=clock.now(),
+                )
         except RunoffError as exc:
             fail(exc, as_json=as_json)
             return
