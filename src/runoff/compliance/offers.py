@@ -179,8 +179,8 @@ def check_offer(
                     finding(
                         rule,
                         check,
-                        str(offer.settlement_fee),
-                        f"early settlement {oid} charges compensation of {offer.settlement_fee}, "
+                        str(quantize(offer.settlement_fee)),
+                        f"early settlement {oid} charges compensation of {quantize(offer.settlement_fee)}, "
                         f"at most {allowed} allowed ({why})",
                     )
                 )
@@ -193,9 +193,9 @@ def check_offer(
                     finding(
                         rule,
                         check,
-                        str(offer.interest_charged),
-                        f"early settlement {oid} charges interest of {offer.interest_charged}, "
-                        f"only {offer.interest_accrued_to_settlement} accrued to the settlement date{when}",
+                        str(quantize(offer.interest_charged)),
+                        f"early settlement {oid} charges interest of {quantize(offer.interest_charged)}, "
+                        f"only {quantize(offer.interest_accrued_to_settlement)} accrued to the settlement date{when}",
                     )
                 )
         elif isinstance(check, DateOrder):
@@ -231,7 +231,7 @@ def _compensation_breach(check: SettlementCompensationCap, offer: OfferFacts) ->
         long = offer.remaining_months > check.threshold_months
         rate = check.rate_long if long else check.rate_short
         allowed = rate * offer.amount_repaid_early
-        why = f"{pct(rate)} of {offer.amount_repaid_early} repaid early, {offer.remaining_months} months left"
+        why = f"{pct(rate)} of {quantize(offer.amount_repaid_early)} repaid early, {offer.remaining_months} months left"
         remaining = offer.interest_to_agreed_end
         if check.within_remaining_interest and remaining is not None and remaining < allowed:
             allowed, why = remaining, "the interest to the agreed end"
