@@ -523,9 +523,10 @@ def merge_concentration(parts: Sequence[dict[str, pl.DataFrame]], *, top_n: int 
     return {"sums": sums, "top": top}
 
 
-def concentration(merged: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per month end: customers, balance, HHI, effective number of borrowers and top-10/100 shares,
-    for the open balance and the overdue (M1+) balance."""
+def concentration(merged: dict[str, pl.DataFrame], *, tops: Sequence[int] = TOP_SHARES) -> pl.DataFrame:
+    """Per month end: customers, balance, HHI, effective number of borrowers and the top-N shares
+    (``top10_share``, ...; N up to the ``top_n`` kept per partition), for the open balance and the
+    overdue (M1+) balance."""
     sums, top = merged["sums"], merged["top"]
     require_rows(sums, table="performance")
     ranked = top.with_columns(
@@ -538,7 +539,7 @@ def concentration(merged: dict[str, pl.DataFrame]) -> pl.DataFrame:
             .sum()
             .alias(f"{prefix}top{n}_fen")
             for kind, prefix in (("balance", ""), ("overdue", "overdue_"))
-            for n in TOP_SHARES
+            for n in tops
         ]
     )
     out = sums.join(shares, on="month_end", how="left").with_columns(pl.col(r"^.*top\d+_fen$").fill_null(0))
@@ -546,8 +547,8 @@ def concentration(merged: dict[str, pl.DataFrame]) -> pl.DataFrame:
     out = out.with_columns(
         _safe_div(pl.col("balance_sq"), bal**2).alias("hhi"),
         _safe_div(pl.col("overdue_sq"), od**2).alias("overdue_hhi"),
-        *[_safe_div(pl.col(f"top{n}_fen"), bal).alias(f"top{n}_share") for n in TOP_SHARES],
-        *[_safe_div(pl.col(f"overdue_top{n}_fen"), od).alias(f"overdue_top{n}_share") for n in TOP_SHARES],
+        *[_safe_div(pl.col(f"top{n}_fen"), bal).alias(f"top{n}_share") for n in tops],
+        *[_safe_div(pl.col(f"overdue_top{n}_fen"), od).alias(f"overdue_top{n}_share") for n in tops],
     ).with_columns(
         _safe_div(pl.lit(1.0), pl.col("hhi")).alias("effective_borrowers"),
         _safe_div(pl.lit(1.0), pl.col("overdue_hhi")).alias("overdue_effective_borrowers"),

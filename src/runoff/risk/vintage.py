@@ -120,15 +120,27 @@ def vintage_partition(performance: pl.LazyFrame, loans: pl.LazyFrame, *, as_of: 
     for f in firsts:
         mob = mob.join(f, on=keys, how="full", coalesce=True)
     mob = mob.with_columns([pl.col(c).fill_null(0) for c in MOB_SUMS]).select(*keys, *MOB_SUMS)
-    return {"originations": originations, "mob": mob}
+    window = rows.select(pl.col("month_end").min().alias("first_month_end")).collect()
+    return {"originations": originations, "mob": mob, "window": window}
 
 
 def merge_vintages(parts: Sequence[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
     """The book's vintage sums: the partitions' sums added."""
+    firsts = [p["window"] for p in parts if p["window"].height]
     return {
         "originations": merge_sums([p["originations"] for p in parts], keys=("vintage",), sums=ORIGINATION_SUMS),
         "mob": merge_sums([p["mob"] for p in parts], keys=("vintage", "mob"), sums=MOB_SUMS),
+        "window": pl.concat(firsts).select(pl.col("first_month_end").min())
+        if firsts
+        else pl.DataFrame(schema={"first_month_end": pl.Date}),
     }
+
+
+def _first_month(sums: dict[str, pl.DataFrame]) -> int | None:
+    """Month index of the book's first month end (None for a book without rows)."""
+    window = sums.get("window")
+    first = window.get_column("first_month_end").min() if window is not None and window.height else None
+    return None if first is None else first.year * 12 + first.month - 1  # type: ignore[union-attr]
 
 
 def vintage_curves(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.DataFrame:
@@ -139,7 +151,9 @@ def vintage_curves(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.DataFram
     ``ever_m1plus_loans``, ``ever_m3plus_loans`` and ``cum_charged_off_fen``; and the rates
     ``m1plus_rate``, ``m2plus_rate``, ``m3plus_rate`` (over originated principal),
     ``m1plus_open_rate``, ``m3plus_open_rate`` (over the open balance), ``ever_m1plus_rate``,
-    ``ever_m3plus_rate`` (over originated loans) and ``cum_charge_off_rate``.
+    ``ever_m3plus_rate`` (over originated loans) and ``cum_charge_off_rate``. ``observed`` is false
+    for MOBs before the book's first month end (a vintage older than the book is ``left_censored``:
+    its figures there are null and its cumulative ones count from the first month end seen).
     """
     originations, mob = sums["originations"], sums["mob"]
     require_rows(originations, table="loans", what="loans originated by the as-of date")
@@ -161,7 +175,13 @@ def vintage_curves(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.DataFram
     def rate(num: str, den: str) -> pl.Expr:
         return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
 
-    return out.with_columns(
+    first = _first_month(sums)
+    start = _vintage_month(pl.col("vintage"))
+    out = out.with_columns(
+        (start + pl.col("mob") >= (first if first is not None else as_of_month + 1)).alias("observed"),
+        (start < (first if first is not None else as_of_month + 1)).alias("left_censored"),
+    )
+    out = out.with_columns(
         rate("m1plus_fen", "originated_fen").alias("m1plus_rate"),
         rate("m2plus_fen", "originated_fen").alias("m2plus_rate"),
         rate("m3plus_fen", "originated_fen").alias("m3plus_rate"),
@@ -171,6 +191,8 @@ def vintage_curves(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.DataFram
         rate("ever_m3plus_loans", "originated_loans").alias("ever_m3plus_rate"),
         rate("cum_charged_off_fen", "originated_fen").alias("cum_charge_off_rate"),
     ).drop("first_m1plus_loans", "first_m3plus_loans")
+    hidden = [c for c in out.columns if c not in ("vintage", "mob", "observed", "left_censored", *ORIGINATION_SUMS)]
+    return out.with_columns([pl.when(pl.col("observed")).then(pl.col(c)).alias(c) for c in hidden])
 
 
 def first_payment_default(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.DataFrame:
@@ -178,7 +200,7 @@ def first_payment_default(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.D
 
     The first installment falls due one month after the drawing, so MOB 1 is the first month end after
     it. ``fpd_seen_on`` / ``fpd30_seen_on`` are the month ends an early-warning system learns each
-    figure (null rates until ``as_of`` reaches them).
+    figure (null rates until ``as_of`` reaches them, and for month ends before the book's first).
     """
     originations, mob = sums["originations"], sums["mob"]
     as_of_month = as_of.year * 12 + as_of.month - 1
@@ -189,7 +211,11 @@ def first_payment_default(sums: dict[str, pl.DataFrame], *, as_of: date) -> pl.D
     out = originations.join(wide, on="vintage", how="left").with_columns(
         pl.col("fpd_loans", "fpd30_loans").fill_null(0), _vintage_month(pl.col("vintage")).alias("_m")
     )
-    seen = [(as_of_month - pl.col("_m")) >= k for k in (1, 2)]
+    first = _first_month(sums)
+    seen = [
+        ((as_of_month - pl.col("_m")) >= k) & (pl.col("_m") + k >= (first if first is not None else as_of_month + 1))
+        for k in (1, 2)
+    ]
     return out.select(
         "vintage",
         "originated_loans",
