@@ -270,8 +270,21 @@ class _StoredAllocation:
 @dataclass(frozen=True, slots=True)
 class _StoredEntry:
     id: int
-    value_date: date
-    kind: str
+    entry: JournalEntry
+
+    @property
+    def value_date(self) -> date:
+        return self.entry.value_date
+
+    @property
+    def kind(self) -> EntryKind:
+        return self.entry.kind
+
+
+def _signature(entry: JournalEntry) -> tuple[Any, ...]:
+    """What an entry moves (kind, date, payment, lines), its memo and close aside."""
+    lines = sorted((line.account.value, line.debit_fen, line.credit_fen) for line in entry.lines)
+    return (entry.kind.value, entry.value_date, entry.payment_id, tuple(lines))
 
 
 @dataclass(slots=True)
@@ -344,13 +357,20 @@ def _read_books(conn: Connection, records: Sequence[LoanRecord], repo: LedgerRep
                 select(je.c.reverses_entry_id).where(je.c.loan_id.in_(chunk), je.c.reverses_entry_id.is_not(None))
             ).scalars()
         )
-        for erow in conn.execute(
-            select(je.c.id, je.c.loan_id, je.c.value_date, je.c.kind, je.c.schedule_version)
-            .where(je.c.loan_id.in_(chunk), je.c.kind.in_([k.value for k in REPOSTED_KINDS]))
-            .order_by(je.c.id)
-        ):
-            if erow.schedule_version == live[erow.loan_id] and erow.id not in reversed_ids:
-                books[erow.loan_id].entries.append(_StoredEntry(int(erow.id), erow.value_date, erow.kind))
+        wanted = [
+            int(erow.id)
+            for erow in conn.execute(
+                select(je.c.id, je.c.loan_id, je.c.schedule_version)
+                .where(je.c.loan_id.in_(chunk), je.c.kind.in_([k.value for k in REPOSTED_KINDS]))
+                .order_by(je.c.id)
+            )
+            if erow.schedule_version == live[erow.loan_id] and erow.id not in reversed_ids
+        ]
+        loaded = load_entries(conn, wanted)
+        for entry_id in wanted:
+            entry = loaded[entry_id]
+            assert entry.loan_id is not None
+            books[entry.loan_id].entries.append(_StoredEntry(entry_id, entry))
         jl = journal_lines
         for lrow in conn.execute(
             select(jl.c.loan_id, jl.c.value_date, je.c.schedule_version, jl.c.debit_fen, jl.c.credit_fen)
@@ -369,7 +389,7 @@ def _read_books(conn: Connection, records: Sequence[LoanRecord], repo: LedgerRep
 class _Writes:
     reverse_allocations: list[int] = field(default_factory=list)
     new_allocations: list[dict[str, Any]] = field(default_factory=list)
-    reverse_entries: list[int] = field(default_factory=list)
+    reverse_entries: list[_StoredEntry] = field(default_factory=list)
     new_entries: list[JournalEntry] = field(default_factory=list)
     installments: list[dict[str, Any]] = field(default_factory=list)
     loans: list[dict[str, Any]] = field(default_factory=list)
@@ -505,7 +525,7 @@ def _plan_repost(
     # Penalty accrued as of each date that had an accrual or now has an allocation, from the replayed history.
     penalty_before = sum(income for day, income in books.penalty_income if day < start)
     points = sorted(
-        {e.value_date for e in reversed_entries if e.kind == EntryKind.PENALTY_ACCRUAL.value}
+        {e.value_date for e in reversed_entries if e.kind is EntryKind.PENALTY_ACCRUAL}
         | {a.paid_on for a, _ in new_allocs if a.paid_on >= start}
         | {as_of}
     )
@@ -526,6 +546,15 @@ def _plan_repost(
         for allocation, pid in allocations_by_date.pop(day, []):
             if allocation.amount > 0:
                 entries.append(allocation_entry(allocation, loan_id=loan_id, version=version, payment_id=pid))
+
+    # Nothing moves (a second repost, or a backdated payment that changed nothing): write no reversals.
+    same_entries = Counter(_signature(e.entry) for e in reversed_entries) == Counter(_signature(e) for e in entries)
+    same_allocations = Counter(a.key() for a in books.allocations if a.value_date >= start) == Counter(
+        (r["value_date"], r["source"], r["payment_id"], r["installment_number"], r["component"], r["amount_fen"])
+        for r in posted_rows
+    )
+    if same_entries and same_allocations:
+        reversed_allocations, posted_rows, reversed_entries, entries = [], [], [], []
 
     penalty_after = to_minor(sum((i.penalty_accrued for i in final.installments), ZERO))
     rows_by_number = {row.number: row for row in books.rows}
@@ -567,7 +596,7 @@ def _plan_repost(
 
     by_payment = {pid: a for a, pid in new_allocs if pid is not None}
     for pid, value_date, _, _ in books.payments:
-        if value_date >= start:
+        if value_date >= start and posted_rows:
             made = by_payment[pid]
             writes.payments.append(
                 {
@@ -578,7 +607,7 @@ def _plan_repost(
             )
     writes.reverse_allocations += reversed_allocations
     writes.new_allocations += posted_rows
-    writes.reverse_entries += [e.id for e in reversed_entries]
+    writes.reverse_entries += reversed_entries
     writes.new_entries += entries
     result = RepostResult(
         loan_id=loan_id,
@@ -687,10 +716,9 @@ def _write(conn: Connection, repo: LedgerRepository, writes: _Writes, *, actor: 
             [{"b_id": i} for i in writes.reverse_allocations],
         )
     repo.insert_allocations(writes.new_allocations)
-    originals = load_entries(conn, writes.reverse_entries)
     mirrors = [
-        reversal_of(i, originals[i], value_date=originals[i].value_date, memo=f"repost: reverses entry {i}")
-        for i in writes.reverse_entries
+        reversal_of(e.id, e.entry, value_date=e.value_date, memo=f"repost: reverses entry {e.id}")
+        for e in writes.reverse_entries
     ]
     post_entries(conn, [*mirrors, *writes.new_entries], actor=actor, posted_at=now)
     repo.update_installments(writes.installments)
