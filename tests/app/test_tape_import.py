@@ -7,18 +7,24 @@ import numpy as np
 import openpyxl
 import polars as pl
 import pytest
+from sqlalchemy import func, select
 
+from runoff.app.context import build_context
+from runoff.app.ledger_check import verify_ledger
 from runoff.app.tape_import import (
     ImportOutcome,
     _import_lock,
     import_tapes,
+    ledger_position_loader,
     read_manifest,
     recover_imports,
     stage_import,
 )
+from runoff.config import Settings
 from runoff.errors import Conflict
 from runoff.portfolio.generator import BookConfig, generate_partition
 from runoff.portfolio.tape import TapeInvalid, load_mapping, tape_from_book, tape_in_source_columns
+from runoff.store.ledger.models import loans as ledger_loans
 from runoff.store.workspace import Workspace
 
 MAPPING = load_mapping(Path(__file__).parents[2] / "examples" / "mappings" / "cn_loan_tape.yaml")
@@ -461,3 +467,50 @@ def test_a_customer_tape_given_with_the_loans_is_the_register_they_must_match(tm
     expected_loaded = loans.filter(pl.col("客户号").is_in(known.implode())).height
     assert (outcome.loaded, outcome.quarantined) == (expected_loaded, 30 - expected_loaded)
     assert outcome.reasons() == {"reference.unknown_customer": 30 - expected_loaded}
+
+
+# --- the ledger -----------------------------------------------------------------------------------------------
+
+
+def test_open_loans_go_into_the_ledger_with_the_tapes_balance_and_dpd(tmp_path, workspace, cn_tape, book, as_of):
+    path = tmp_path / "t.csv"
+    cn_tape.write_csv(path)
+    tape = tape_from_book(book["loans"], book["performance"], as_of=as_of)
+    open_loans = tape.filter(pl.col("status").is_in(["current", "overdue"]))
+
+    with build_context(Settings(workspace=workspace.root)) as ctx:
+        outcome = run([path], workspace, loader=ledger_position_loader(ctx))
+        with ctx.engine.connect() as conn:
+            rows = pl.DataFrame(
+                conn.execute(
+                    select(ledger_loans.c.id, ledger_loans.c.outstanding_principal_fen, ledger_loans.c.dpd)
+                ).all(),
+                schema={"id": pl.String, "outstanding": pl.Int64, "dpd": pl.Int64},
+                orient="row",
+            )
+        report = verify_ledger(uow=ctx.uow(write=False))
+        again = run([path], workspace, loader=ledger_position_loader(ctx))
+
+    assert outcome.ledger == "loaded" and again.files[0].already_imported
+    assert report.ok, report.findings_as_dicts()[:5]
+    expected = open_loans.select(
+        pl.col("loan_id").cast(pl.String).alias("id"),
+        pl.col("principal_balance_fen").alias("outstanding"),
+        pl.col("dpd"),
+    ).sort("id")
+    assert rows.sort("id").equals(expected)
+
+
+def test_rolling_a_crashed_import_forward_does_not_load_the_ledger_twice(tmp_path, workspace, cn_tape):
+    path = tmp_path / "t.csv"
+    cn_tape.head(200).write_csv(path)
+    with build_context(Settings(workspace=workspace.root)) as ctx:
+        loader = ledger_position_loader(ctx)
+        plan, _ = stage_import([path], workspace=workspace, mapping=MAPPING, as_of=None, strict=False, imported_at=NOW)
+        plan.commit(loader)  # the ledger was loaded ...
+        plan.write()  # ... but the process died before the staging was cleaned (the plan is still there)
+        recover_imports(workspace, loader=loader)
+        with ctx.engine.connect() as conn:
+            held = conn.execute(select(func.count()).select_from(ledger_loans)).scalar_one()
+    opened = cn_tape.head(200).filter(pl.col("贷款状态").is_in(["正常", "逾期"])).height
+    assert held == opened

@@ -6,8 +6,8 @@ Every row read ends up in exactly one place, and the outcome says so: ``read = l
 * **Loaded** rows go to the book's ``loans`` table as new partitions (``data/loans/part-NNNNN.parquet``,
   numbered after every partition already in the workspace, customers kept whole within an import) and
   their position on the tape's date (balance, DPD, oldest unpaid due date) to ``data/tape_positions/``
-  under the same partition numbers; then the positions go into the ledger through its bulk path
-  (:func:`ledger_position_loader`).
+  under the same partition numbers; then the open loans go into the ledger through its bulk path
+  (:func:`ledger_position_loader`, COPY on PostgreSQL), unless no ledger is given.
 * **Quarantined** rows go to ``data/quarantine/part-NNNNN.parquet``: import id, file, content hash, row
   number (1-based data row as in the file), column, reason code, message, every reason, and the raw row
   as a JSON object.
@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy import select
 
+from runoff.app.context import AppContext
 from runoff.errors import Conflict
 from runoff.portfolio.generator import TARGET_LOANS_PER_PARTITION
 from runoff.portfolio.schemas import TABLES
@@ -55,11 +57,14 @@ from runoff.portfolio.tape import (
     book_loans,
     check_tape,
     convert_tape,
+    ledger_opening,
     quarantine_rows,
     read_ids,
     tape_positions,
     tape_rules,
 )
+from runoff.store.ledger import models as ledger_models
+from runoff.store.ledger.bulk import load_book
 from runoff.store.workspace import Workspace
 
 IMPORTS_DIR = "imports"  # under data/
@@ -69,7 +74,6 @@ LOANS_TABLE = "loans"
 CUSTOMERS_TABLE = "customers"
 POSITIONS_TABLE = "tape_positions"
 QUARANTINE_TABLE = "quarantine"
-LEDGER_BULK_MODULE = "runoff.store.ledger.bulk"
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "import_id": pl.String(),
@@ -315,7 +319,7 @@ class ImportOutcome:
     strict: bool
     files: tuple[FileOutcome, ...]
     written: bool  # something was committed to the workspace (loans or a quarantine report)
-    ledger: str  # loaded | pending (bulk path not available) | skipped (nothing to load)
+    ledger: str  # loaded | off (no ledger given) | skipped (nothing to load)
     quarantine_files: tuple[str, ...]
     partitions: tuple[int, ...]  # partitions of loans and tape_positions this import added
 
@@ -380,12 +384,49 @@ PositionLoader = Callable[[pl.DataFrame, pl.DataFrame], int]
 already holds, so that rolling a crashed import forward is safe."""
 
 
-def ledger_position_loader() -> PositionLoader | None:
-    """The ledger's bulk path (COPY on PostgreSQL) when :data:`LEDGER_BULK_MODULE` provides it, else None.
+def ledger_position_loader(ctx: AppContext, *, actor: str = "tape-import") -> PositionLoader:
+    """Loads an import's open loans into the ledger through its bulk path (COPY on PostgreSQL).
 
-    INTEGRATION POINT: the ledger's bulk loader is looked up here, in one place.
+    Loans the ledger already holds are skipped (so rolling a crashed import forward is safe), and the
+    customers and credit lines they refer to are added when new. One write transaction: all or nothing.
     """
-    return None
+
+    def load(loans: pl.DataFrame, positions: pl.DataFrame) -> int:
+        opening = ledger_opening(loans, positions)
+        if opening.loans.is_empty() or opening.as_of is None:
+            return 0
+        with ctx.uow() as uow:
+            conn = uow.connection
+            held = _ledger_ids(conn, ledger_models.loans)
+            new_loans = opening.loans.filter(~pl.col("id").is_in(held.implode()))
+            if new_loans.is_empty():
+                return 0
+            new_installments = opening.installments.join(
+                new_loans.select(pl.col("id").alias("loan_id")), on="loan_id", how="semi"
+            )
+            customers = new_loans.select(pl.col("customer_id").alias("id")).unique()
+            customers = customers.filter(~pl.col("id").is_in(_ledger_ids(conn, ledger_models.customers).implode()))
+            accounts = new_loans.select(pl.col("account_id").alias("id"), "customer_id").unique("id")
+            accounts = accounts.filter(~pl.col("id").is_in(_ledger_ids(conn, ledger_models.accounts).implode()))
+            result = load_book(
+                conn,
+                loans_df=new_loans,
+                installments_df=new_installments,
+                products=opening.products,
+                customers_df=customers,
+                accounts_df=accounts,
+                as_of=opening.as_of,
+                actor=actor,
+                now=uow.now(),
+            )
+            uow.commit()
+        return result.loans
+
+    return load
+
+
+def _ledger_ids(conn: Any, table: Any) -> pl.Series:
+    return pl.Series("id", conn.execute(select(table.c.id)).scalars().all(), dtype=pl.String)
 
 
 # --- staging and commit ----------------------------------------------------------------------------------------
@@ -433,7 +474,7 @@ class ImportPlan:
     def commit(self, loader: PositionLoader | None) -> str:
         """Publish the staged files, load the ledger, then record the import; undo the moves on any error.
 
-        Returns what happened to the ledger: loaded, pending (no bulk path) or skipped (nothing loaded).
+        Returns what happened to the ledger: loaded, off (no loader given) or skipped (nothing loaded).
         """
         root = self.workspace.root
         done: list[tuple[Path, Path]] = []
@@ -466,7 +507,7 @@ class ImportPlan:
         if not self.ledger_needed:
             return "skipped"
         if loader is None:
-            return "pending"
+            return "off"
         loader(pl.read_parquet(self._targets(LOANS_TABLE)), pl.read_parquet(self._targets(POSITIONS_TABLE)))
         return "loaded"
 
@@ -518,13 +559,12 @@ def import_tapes(
 
     ``as_of`` is the tape's date (else the mapping's ``as_of``, else each row's mapped ``as_of`` column);
     ``customers`` are customer tapes (a ``customer_id`` column) whose ids, with the workspace's
-    ``customers`` table, form the register loans must refer to; ``loader`` loads the ledger (default: the
-    ledger's bulk path when available); ``imported_at`` comes from the app's one clock.
+    ``customers`` table, form the register loans must refer to; ``loader`` loads the ledger (usually
+    :func:`ledger_position_loader`; None leaves the ledger alone); ``imported_at`` comes from the app's one clock.
     """
     if not files:
         raise TapeInvalid("no tape given; name one or more CSV, Parquet or Excel files", field="file")
     tape_date = as_of or mapping.as_of
-    loader = loader if loader is not None else ledger_position_loader()
     with _import_lock(workspace):
         recover_imports(workspace, loader=loader)
         plan = stage_import(

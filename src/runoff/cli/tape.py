@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from runoff.app import clock
-from runoff.app.tape_import import ImportOutcome, import_tapes
+from runoff.app.context import build_context
+from runoff.app.tape_import import ImportOutcome, import_tapes, ledger_position_loader
 from runoff.cli.output import JsonOption, emit, err_console, fail
+from runoff.config import Settings
 from runoff.errors import InvalidInput, RunoffError
 from runoff.portfolio.tape import TapeMapping, load_mapping
 from runoff.store.workspace import Workspace, locate_workspace
@@ -52,10 +54,10 @@ def _render(outcome: ImportOutcome, console: Console) -> None:
         console.print(table)
     for path in outcome.quarantine_files:
         console.print(f"quarantine report: {path}", highlight=False)
-    if outcome.ledger == "pending":
-        console.print("ledger: not loaded (the ledger's bulk loader is not available in this build)")
+    if outcome.ledger == "off":
+        console.print("ledger: not loaded (--no-ledger)")
     elif outcome.ledger == "loaded":
-        console.print("ledger: positions loaded")
+        console.print("ledger: open loans loaded")
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +78,9 @@ def register(app: typer.Typer) -> None:
         customers: list[Path] = typer.Option(
             [], "--customers", help="Customer tape(s) whose customer_id column is the register loans must match."
         ),
+        ledger: bool = typer.Option(
+            True, "--ledger/--no-ledger", help="Load the open loans into the ledger (default) or the Parquet book only."
+        ),
         workspace: Path | None = typer.Option(
             None, "--workspace", "-w", help="Workspace folder (default: RUNOFF_WORKSPACE, else the current folder)."
         ),
@@ -86,7 +91,13 @@ def register(app: typer.Typer) -> None:
             tape_date = _parse_date(as_of) if as_of else None
             mapping = load_mapping(mapping_file) if mapping_file else TapeMapping()
             ws = Workspace.open(locate_workspace(workspace))
-            with contextlib.nullcontext() if as_json else err_console.status(f"importing {len(files)} file(s)"):
+            with contextlib.ExitStack() as stack:
+                if not as_json:
+                    stack.enter_context(err_console.status(f"importing {len(files)} file(s)"))
+                loader = None
+                if ledger:
+                    ctx = stack.enter_context(build_context(Settings(workspace=ws.root)))
+                    loader = ledger_position_loader(ctx)
                 outcome = import_tapes(
                     files,
                     workspace=ws,
@@ -94,6 +105,7 @@ def register(app: typer.Typer) -> None:
                     as_of=tape_date,
                     strict=strict,
                     customers=customers,
+                    loader=loader,
                     imported_at=clock.now(),
                 )
         except RunoffError as exc:

@@ -21,10 +21,13 @@ from runoff.portfolio.tape.book import (
     METHOD_NAMES_ZH,
     POSITION_SCHEMA,
     STATUS_NAMES_ZH,
+    LedgerOpening,
     book_loans,
+    ledger_opening,
     tape_from_book,
     tape_in_source_columns,
     tape_positions,
+    tape_products,
 )
 from runoff.portfolio.tape.convert import BAD, SRC, convert_tape, read_ids
 from runoff.portfolio.tape.fields import (
@@ -76,6 +79,7 @@ __all__ = [
     "AmountUnit",
     "ColumnMap",
     "FieldKind",
+    "LedgerOpening",
     "RateScale",
     "Reason",
     "TapeCheck",
@@ -87,6 +91,7 @@ __all__ = [
     "book_loans",
     "check_tape",
     "convert_tape",
+    "ledger_opening",
     "load_mapping",
     "parse_mapping",
     "parse_status",
@@ -95,5 +100,6 @@ __all__ = [
     "tape_from_book",
     "tape_in_source_columns",
     "tape_positions",
+    "tape_products",
     "tape_rules",
 ]

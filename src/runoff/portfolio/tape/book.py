@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
+import numpy as np
 import polars as pl
 
 from runoff.portfolio.schemas import LOANS
+from runoff.portfolio.tape.convert import RATE_DECIMALS
 from runoff.portfolio.tape.fields import DTYPES, ID_DTYPE, TAPE_FIELDS, FieldKind, TapeStatus, row_date
 from runoff.portfolio.tape.mapping import AmountUnit, RateScale, TapeMapping
-from runoff.servicing.product import Method
+from runoff.servicing.product import Method, Product
+from runoff.servicing.vectorized import METHOD_CODES, build_schedules, rate_units
 
 
 def _months_after(day: pl.Expr, months: pl.Expr) -> pl.Expr:
@@ -156,3 +161,156 @@ def tape_in_source_columns(tape: pl.DataFrame, mapping: TapeMapping) -> pl.DataF
             text = value.cast(pl.String)
         exprs.append(text.alias(col.source))
     return tape.select(exprs)
+
+
+# --- from tape to ledger (opening positions) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerOpening:
+    """What the ledger's bulk loader needs for a tape's open loans, in its own vocabulary (ids as text)."""
+
+    loans: pl.DataFrame  # id, customer_id, account_id, product_id, principal_fen, start_date, term, dpd, rates
+    installments: pl.DataFrame  # loan_id, number, due_date, *_due_fen and *_paid_fen
+    products: tuple[Product, ...]
+    as_of: date | None
+
+
+def tape_products(loans: pl.DataFrame) -> tuple[Product, ...]:
+    """One product per product id of the tape, inferred from its loans: the most common method, the median
+    rate (each loan keeps its own in its schedule version), the terms seen, default conventions."""
+    c = pl.col
+    summary = (
+        loans.group_by("product_id")
+        .agg(
+            c("method").mode().first().alias("method"),
+            c("annual_rate").median().alias("annual_rate"),
+            c("fee_rate").median().alias("fee_rate"),
+            c("term_months").unique().sort().alias("terms"),
+        )
+        .sort("product_id")
+    )
+    out = []
+    for row in summary.iter_rows(named=True):
+        method = Method(row["method"])
+        price: dict[str, Decimal] = {}
+        if method is Method.FLAT_FEE:
+            price["fee_rate"] = min(_decimal(row["fee_rate"]), MAX_PRODUCT_FEE_RATE)
+        else:
+            price["annual_rate"] = _decimal(row["annual_rate"])
+        out.append(
+            Product(
+                id=row["product_id"],
+                name=f"{row['product_id']} (from the loan tape)",
+                method=method,
+                terms=tuple(int(t) for t in row["terms"]),
+                **price,
+            )
+        )
+    return tuple(out)
+
+
+MAX_PRODUCT_FEE_RATE = Decimal("0.1")
+
+
+def _decimal(rate: float | None) -> Decimal:
+    return Decimal(repr(round(rate, RATE_DECIMALS))) if rate is not None else Decimal(0)
+
+
+def ledger_opening(loans: pl.DataFrame, positions: pl.DataFrame) -> LedgerOpening:
+    """The open loans of an import as the ledger's opening positions (存量头寸).
+
+    Each open loan (status active) is scheduled by the vectorized engine from what the tape says
+    (method, rate, term, principal; default conventions), its due dates monthly from its first due
+    date. A tape holds one balance per loan, not a payment history, so the principal repaid
+    (principal − balance) is taken oldest installment first, and an installment whose principal is
+    repaid has its interest and fee paid too; without a balance, installments due before the oldest
+    unpaid due date (or the tape date less the DPD) count as paid. The tape's DPD is kept as given.
+    Closed and written-off loans stay in the book's tables only: the ledger services open positions.
+    """
+    c = pl.col
+    book = loans.join(positions.select(pl.exclude("status")), on="loan_id", how="inner").filter(c("status") == "active")
+    if book.is_empty():
+        return LedgerOpening(loans=pl.DataFrame(), installments=pl.DataFrame(), products=(), as_of=None)
+    book = book.sort("loan_id")
+    annual = book.get_column("annual_rate").fill_null(0.0).to_numpy()
+    fee = book.get_column("fee_rate").fill_null(0.0).to_numpy()
+    codes = {m.value: METHOD_CODES[m] for m in Method}
+    arrays = build_schedules(
+        book.get_column("method").replace_strict(codes, return_dtype=pl.Int8).to_numpy(),
+        principal_fen=book.get_column("principal_fen").to_numpy(),
+        term=book.get_column("term_months").cast(pl.Int64).to_numpy(),
+        annual_rate_units=rate_units(annual),
+        fee_rate_units=rate_units(fee, field="fee_rate"),
+    )
+    mask = arrays.mask
+    loan_index, period = np.nonzero(mask)
+    inst = pl.DataFrame(
+        {
+            "__i": loan_index,
+            "number": (period + 1).astype(np.int32),
+            "principal_due_fen": arrays.principal_fen[mask],
+            "interest_due_fen": arrays.interest_fen[mask],
+            "fee_due_fen": arrays.fee_fen[mask],
+        }
+    )
+    per_loan = book.select(
+        pl.int_range(pl.len()).alias("__i"),
+        c("loan_id"),
+        c("first_due_on"),
+        c("principal_fen"),
+        c("principal_balance_fen"),
+        c("as_of"),
+        pl.coalesce(
+            c("oldest_unpaid_due_on"),
+            pl.when(c("dpd") > 0).then(c("as_of") - pl.duration(days=c("dpd"))),
+            c("as_of"),
+        ).alias("__cut"),
+    )
+    inst = inst.join(per_loan, on="__i", how="left").with_columns(
+        c("first_due_on").dt.offset_by(pl.format("{}mo", c("number") - 1)).alias("due_date")
+    )
+    due_before_cut = c("principal_due_fen").filter(c("due_date") < c("__cut")).sum().over("__i")
+    repaid = pl.coalesce(c("principal_fen") - c("principal_balance_fen"), due_before_cut)
+    before = c("principal_due_fen").cum_sum().over("__i") - c("principal_due_fen")
+    principal_paid = (repaid - before).clip(lower_bound=0, upper_bound=c("principal_due_fen"))
+    inst = inst.with_columns(principal_paid.alias("principal_paid_fen")).with_columns(
+        pl.when(c("principal_paid_fen") == c("principal_due_fen"))
+        .then(c("interest_due_fen"))
+        .otherwise(0)
+        .alias("interest_paid_fen"),
+        pl.when(c("principal_paid_fen") == c("principal_due_fen"))
+        .then(c("fee_due_fen"))
+        .otherwise(0)
+        .alias("fee_paid_fen"),
+    )
+    text = pl.String
+    ledger_loans = book.select(
+        c("loan_id").cast(text).alias("id"),
+        c("customer_id").cast(text),
+        c("account_id").cast(text),
+        c("product_id"),
+        c("principal_fen"),
+        c("originated_on").alias("start_date"),
+        c("term_months").cast(pl.Int32).alias("term"),
+        c("dpd").cast(pl.Int32),
+        c("annual_rate").round(RATE_DECIMALS).cast(text),
+        c("fee_rate").round(RATE_DECIMALS).cast(text),
+    )
+    installments = inst.select(
+        c("loan_id").cast(text),
+        c("number"),
+        c("due_date"),
+        c("principal_due_fen"),
+        c("interest_due_fen"),
+        c("fee_due_fen"),
+        c("principal_paid_fen"),
+        c("interest_paid_fen"),
+        c("fee_paid_fen"),
+    )
+    return LedgerOpening(
+        loans=ledger_loans,
+        installments=installments,
+        products=tape_products(book),
+        as_of=book.get_column("as_of").max(),  # type: ignore[arg-type]
+    )
