@@ -18,7 +18,8 @@ import polars as pl
 
 from runoff.portfolio import schemas
 from runoff.portfolio.behaviour import CHARGED_OFF, GRADES
-from runoff.portfolio.catalogue import MAX_TERM, METHOD_SHARES, SEASONALITY, TERMS, product_catalogue
+from runoff.portfolio.catalogue import MAX_TERM, METHOD_ORDER, METHOD_SHARES, SEASONALITY, TERMS, product_catalogue
+from runoff.servicing.product import Method
 from runoff.servicing.vectorized import schedules_for_products
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ BLOCK_CUSTOMERS = 4096
 """Customers per random-stream block; part of the book's definition (changing it changes the book)."""
 
 _ACTIVE, _PAID_OFF, _SETTLED, _CHARGED_OFF = 0, 1, 2, 3
+_INTEREST_ONLY_POSITION = METHOD_ORDER.index(Method.INTEREST_ONLY)
 _KIND_SCHEDULED, _KIND_LATE, _KIND_PARTIAL, _KIND_PREPAYMENT, _KIND_SETTLEMENT = range(5)
 _STATE_BUCKET = np.array(["current", "M1", "M2", "M3", "M4+", "M4+", "M4+", "charged-off"])
 _STATUS = np.array(schemas.LOAN_STATUSES)
@@ -259,7 +261,13 @@ def simulate_block(config: BookConfig, truth: BookTruth, block: int) -> dict[str
                         pay_installments(pl_[sel], np.ones(int(sel.sum()), dtype=np.int64), days[sel], kind)
                 # 提前还款: principal of the last installments, their interest and fees waived.
                 left = n_eff[pl_] - n_paid[pl_]
-                pre = (status[pl_] == _ACTIVE) & (left >= 2) & (rng.random(pl_.size) < prepay_by_grade[g[pays]])
+                # Not on interest-only loans: their last installment carries all the principal.
+                pre = (
+                    (status[pl_] == _ACTIVE)
+                    & (left >= 2)
+                    & (rng.random(pl_.size) < prepay_by_grade[g[pays]])
+                    & (product[pl_] // len(GRADES) != _INTEREST_ONLY_POSITION)
+                )
                 if pre.any():
                     pr = pl_[pre]
                     h = 1 + (rng.random(pr.size) * (left[pre] - 1)).astype(np.int64)
