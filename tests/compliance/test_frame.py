@@ -177,3 +177,10 @@ def test_missing_columns_and_wrong_types_are_named():
 def test_an_empty_table_gives_an_empty_findings_table():
     found = check_offers_frame(as_frame(TABLE).head(0), PROFILES["all"])
     assert found.height == 0 and dict(found.schema) == FINDINGS_SCHEMA
+
+
+def test_an_all_empty_optional_column_is_typed_from_the_facts():
+    # found by hypothesis: a region column with no value at all arrives as Polars' Null type
+    offers = [offer("a", region=None, apr_nominal=Decimal("0.30"), apr_effective=Decimal("0.34"))]
+    for name in ("eu-bank", "cn-bank"):
+        assert _frame_findings(offers, PROFILES[name]) == _row_findings(offers, PROFILES[name])

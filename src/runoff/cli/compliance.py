@@ -90,9 +90,12 @@ def render_findings(findings: list[Finding], console: Console, *, title: str) ->
     if not findings:
         console.print(f"[green]OK[/green] {escape(title)}: no findings")
         return
-    table = Table(title=f"{title}: {summary}", show_lines=False)
-    for col in ("severity", "rule", "object", "message"):
-        table.add_column(col, overflow="fold")
+    console.print(f"{escape(title)}: {summary}", soft_wrap=True, highlight=False)
+    table = Table(show_lines=False)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("object", overflow="fold")
+    table.add_column("message", overflow="fold")
     for f in findings:
         style = _SEVERITY_STYLE[f.severity.value]
         table.add_row(f"[{style}]{f.severity.value}[/{style}]", f.rule_id, escape(f.object_id), escape(f.message))

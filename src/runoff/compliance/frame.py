@@ -90,6 +90,12 @@ def _prepare(offers: pl.DataFrame) -> pl.DataFrame:
         if name not in offers.columns and name not in ("payments", "apr_effective")
     ]
     frame = offers.with_columns(extra) if extra else offers
+    untyped = [  # an all-empty column arrives as Null: give it the facts' type
+        pl.col(name).cast(_column_type(OfferFacts.model_fields[name].annotation))
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Null and name in OfferFacts.model_fields
+    ]
+    frame = frame.with_columns(untyped) if untyped else frame
     frame = frame.with_columns(pl.col("offer_id").cast(pl.String), pl.col("apr_nominal").cast(pl.Float64))
     if "apr_effective" not in frame.columns:
         k = pl.col("periods_per_year").cast(pl.Float64)
