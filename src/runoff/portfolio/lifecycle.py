@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from runoff.calendar import add_months
 from runoff.portfolio import schemas
 from runoff.portfolio.behaviour import CHARGED_OFF, GRADES
 from runoff.portfolio.catalogue import MAX_TERM, METHOD_ORDER, METHOD_SHARES, SEASONALITY, TERMS, product_catalogue
@@ -65,10 +66,7 @@ class _Block:
         self.n_cust = min(BLOCK_CUSTOMERS, config.customers - first)
         self.customer_ids = np.arange(first + 1, first + 1 + self.n_cust, dtype=np.int64)
         # Book month t runs from month_start[t + 1] to month_start[t + 2] - 1; index 0 is the month before.
-        before = date(
-            config.start_month.year - (config.start_month.month == 1), (config.start_month.month - 2) % 12 + 1, 1
-        )
-        self.month_start = month_starts(before, config.months + MAX_TERM + 4)
+        self.month_start = month_starts(add_months(config.start_month, -1), config.months + MAX_TERM + 4)
         self.orig: IntArray = np.zeros(0, dtype=np.int64)
         self.day: IntArray = np.zeros(0, dtype=np.int64)
         self.catalogue = product_catalogue()
@@ -132,12 +130,10 @@ def simulate_block(config: BookConfig, truth: BookTruth, block: int) -> dict[str
     pay_rows: list[tuple[IntArray, ...]] = []
     perf_rows: list[dict[str, Any]] = []
     installment_frames: list[pl.DataFrame] = []
-    miss_by_grade = np.array([g.miss for g in grades])
     late_by_grade = np.array([g.late_in_month for g in grades])
     settle_by_grade = np.array([g.early_settlement for g in grades])
     prepay_by_grade = np.array([g.prepayment for g in grades])
     partial_by_grade = np.array([g.partial_payment for g in grades])
-    del miss_by_grade  # the matrix carries it
     cum_matrices = np.cumsum(truth.matrices, axis=3)
     catalogue = b.catalogue
     penalty_rate_micro = round(beh.penalty_daily_rate * 1_000_000)
