@@ -14,7 +14,7 @@ from runoff.portfolio.tape.convert import RATE_DECIMALS
 from runoff.portfolio.tape.fields import DTYPES, ID_DTYPE, TAPE_FIELDS, FieldKind, TapeStatus, row_date
 from runoff.portfolio.tape.mapping import AmountUnit, RateScale, TapeMapping
 from runoff.servicing.product import Method, Product
-from runoff.servicing.vectorized import METHOD_CODES, build_schedules, rate_units
+from runoff.servicing.vectorized import METHOD_CODES, build_schedules, due_dates, rate_units
 
 
 def _months_after(day: pl.Expr, months: pl.Expr) -> pl.Expr:
@@ -244,45 +244,50 @@ def ledger_opening(loans: pl.DataFrame, positions: pl.DataFrame) -> LedgerOpenin
         fee_rate_units=rate_units(fee, field="fee_rate"),
     )
     mask = arrays.mask
-    loan_index, period = np.nonzero(mask)
+    loan_index, period = np.nonzero(mask)  # loan by loan, installments in order
+    p_due = arrays.principal_fen[mask]
+    first_due = book.get_column("first_due_on").to_numpy().astype("datetime64[D]")
+    later = due_dates(first_due, book.get_column("term_months").cast(pl.Int64).to_numpy())
+    due = np.concatenate([first_due[:, None], later[:, :-1]], axis=1)[:, : mask.shape[1]][mask]
+
+    # Principal repaid: principal − balance; without a balance, what fell due before the cut-off.
+    cut = (
+        book.select(
+            pl.coalesce(
+                c("oldest_unpaid_due_on"),
+                pl.when(c("dpd") > 0).then(c("as_of") - pl.duration(days=c("dpd"))),
+                c("as_of"),
+            )
+        )
+        .to_series()
+        .to_numpy()
+        .astype("datetime64[D]")
+    )
+    n_loans = book.height
+    due_before_cut = np.bincount(loan_index, weights=np.where(due < cut[loan_index], p_due, 0), minlength=n_loans)
+    balance = book.get_column("principal_balance_fen")
+    principal = book.get_column("principal_fen").to_numpy()
+    repaid = np.where(
+        balance.is_null().to_numpy(), due_before_cut.astype(np.int64), principal - balance.fill_null(0).to_numpy()
+    )
+    # Filled oldest first: what is left of the repaid principal after the installments before this one.
+    cum_before = np.cumsum(p_due) - p_due
+    starts = np.flatnonzero(np.r_[True, loan_index[1:] != loan_index[:-1]])
+    before = cum_before - cum_before[starts][loan_index]
+    p_paid = np.clip(repaid[loan_index] - before, 0, p_due)
+    settled = p_paid == p_due
     inst = pl.DataFrame(
         {
-            "__i": loan_index,
+            "loan_id": book.get_column("loan_id").to_numpy()[loan_index],
             "number": (period + 1).astype(np.int32),
-            "principal_due_fen": arrays.principal_fen[mask],
+            "due_date": due,
+            "principal_due_fen": p_due,
             "interest_due_fen": arrays.interest_fen[mask],
             "fee_due_fen": arrays.fee_fen[mask],
+            "principal_paid_fen": p_paid,
+            "interest_paid_fen": np.where(settled, arrays.interest_fen[mask], 0),
+            "fee_paid_fen": np.where(settled, arrays.fee_fen[mask], 0),
         }
-    )
-    per_loan = book.select(
-        pl.int_range(pl.len()).alias("__i"),
-        c("loan_id"),
-        c("first_due_on"),
-        c("principal_fen"),
-        c("principal_balance_fen"),
-        c("as_of"),
-        pl.coalesce(
-            c("oldest_unpaid_due_on"),
-            pl.when(c("dpd") > 0).then(c("as_of") - pl.duration(days=c("dpd"))),
-            c("as_of"),
-        ).alias("__cut"),
-    )
-    inst = inst.join(per_loan, on="__i", how="left").with_columns(
-        c("first_due_on").dt.offset_by(pl.format("{}mo", c("number") - 1)).alias("due_date")
-    )
-    due_before_cut = c("principal_due_fen").filter(c("due_date") < c("__cut")).sum().over("__i")
-    repaid = pl.coalesce(c("principal_fen") - c("principal_balance_fen"), due_before_cut)
-    before = c("principal_due_fen").cum_sum().over("__i") - c("principal_due_fen")
-    principal_paid = (repaid - before).clip(lower_bound=0, upper_bound=c("principal_due_fen"))
-    inst = inst.with_columns(principal_paid.alias("principal_paid_fen")).with_columns(
-        pl.when(c("principal_paid_fen") == c("principal_due_fen"))
-        .then(c("interest_due_fen"))
-        .otherwise(0)
-        .alias("interest_paid_fen"),
-        pl.when(c("principal_paid_fen") == c("principal_due_fen"))
-        .then(c("fee_due_fen"))
-        .otherwise(0)
-        .alias("fee_paid_fen"),
     )
     text = pl.String
     ledger_loans = book.select(
@@ -297,17 +302,7 @@ def ledger_opening(loans: pl.DataFrame, positions: pl.DataFrame) -> LedgerOpenin
         c("annual_rate").round(RATE_DECIMALS).cast(text),
         c("fee_rate").round(RATE_DECIMALS).cast(text),
     )
-    installments = inst.select(
-        c("loan_id").cast(text),
-        c("number"),
-        c("due_date"),
-        c("principal_due_fen"),
-        c("interest_due_fen"),
-        c("fee_due_fen"),
-        c("principal_paid_fen"),
-        c("interest_paid_fen"),
-        c("fee_paid_fen"),
-    )
+    installments = inst.with_columns(c("loan_id").cast(text), c("due_date").cast(pl.Date))
     return LedgerOpening(
         loans=ledger_loans,
         installments=installments,
