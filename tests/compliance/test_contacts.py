@@ -336,3 +336,10 @@ def test_a_bad_contact_row_names_its_line_and_field(row, named):
     with pytest.raises(InvalidInput, match=named) as caught:
         parse_contact_rows([base, {**base, **row}], source="log.csv")
     assert "log.csv line 3" in caught.value.message
+
+
+def test_attempts_without_a_number_are_counted_per_customer_never_pooled_across_customers(cfc):
+    many_customers = [contact(f"k{i}", f"2026-03-02 {9 + i:02d}:00", customer=f"C{i}") for i in range(8)]
+    assert [f for f in check_contacts(many_customers, cfc) if f.rule_id == "CN-COL-03"] == []
+    one_customer = [contact(f"k{i}", f"2026-03-02 {9 + i:02d}:00") for i in range(7)]
+    assert [f.object_id for f in check_contacts(one_customer, cfc) if f.rule_id == "CN-COL-03"] == ["k6"]

@@ -572,21 +572,19 @@ def validate_conditions(rule_id: str, check: _Check) -> None:
         raise ValueError(f"{rule_id}: `{check.field}` is not a fact of a {check.object}")
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
 def conditions_match(check: _Check, facts: Any) -> bool:
     """True when every ``when`` condition holds and no ``unless`` condition does (each is an exemption)."""
+    if not check.when and not check.unless:
+        return True
     for name, expected in check.when.items():
-        actual = _plain(getattr(facts, name))
+        actual = getattr(facts, name)  # the facts' enums are StrEnums: equal to their values
         if isinstance(expected, tuple):
             if actual not in expected:
                 return False
         elif actual != expected:
             return False
     for name, expected in check.unless.items():
-        actual = _plain(getattr(facts, name))
+        actual = getattr(facts, name)  # the facts' enums are StrEnums: equal to their values
         if (actual in expected) if isinstance(expected, tuple) else (actual == expected):
             return False
     return True

@@ -82,6 +82,15 @@ def _in_window(check: ContactWindow, contact: ContactFacts) -> tuple[bool, datet
     return False, local
 
 
+def _counting_key(fields: Sequence[str], contact: ContactFacts) -> tuple[object, ...]:
+    """The contact's value of the rule's counting key; a missing number or party is counted per customer
+    (stricter than per number, never looser), so contacts of different customers are never pooled."""
+    key = tuple(getattr(contact, k) for k in fields)
+    if None in key and "customer_id" not in fields:
+        key = (*key, contact.customer_id)
+    return key
+
+
 def _whom(check_key: Sequence[str], contact: ContactFacts) -> str:
     parts = []
     if "customer_id" in check_key:
@@ -168,7 +177,7 @@ def _frequencies(batch: _Batch) -> Iterable[Finding]:
         ]
         by_key: dict[tuple[object, ...], list[ContactFacts]] = defaultdict(list)
         for c in counted:
-            by_key[tuple(getattr(c, k) for k in check.key)].append(c)
+            by_key[_counting_key(check.key, c)].append(c)
         for group in by_key.values():
             yield from _count(batch, rule, check, group)
 
@@ -213,7 +222,7 @@ def _cooloffs(batch: _Batch) -> Iterable[Finding]:
         for c in members:
             if c.channel not in check.channels or _consent_excluded(c, check.consent_exclusion_days):
                 continue
-            key = tuple(getattr(c, k) for k in check.key)
+            key = _counting_key(check.key, c)
             day = _local(c, check.timezone).date()
             previous = last_conversation.get(key)
             if previous is not None and previous[1] < c.at and (day - previous[0]).days < check.days:

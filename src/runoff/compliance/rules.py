@@ -30,15 +30,42 @@ from runoff.compliance.checks import (
 )
 from runoff.compliance.facts import CollectorType
 from runoff.compliance.taxonomy import (
+    DataCategory,
     Jurisdiction,
     LenderType,
+    RetentionAnchor,
     Role,
     RuleKind,
+    RuleStatus,
+    Severity,
     Status,
     jurisdiction_of_region,
     region_matches,
 )
 from runoff.errors import InvalidInput, describe_validation_error
+
+__all__ = [
+    "Binds",
+    "Check",
+    "DataCategory",
+    "Jurisdiction",
+    "LenderType",
+    "ReferenceRow",
+    "ReferenceSeries",
+    "RetentionAnchor",
+    "Role",
+    "Rule",
+    "RuleKind",
+    "RulePack",
+    "RulePackInvalid",
+    "RuleStatus",
+    "Severity",
+    "load_pack",
+    "parse_jurisdiction",
+    "parse_pack",
+    "parse_pack_text",
+    "shipped_packs",
+]
 
 
 class RulePackInvalid(InvalidInput):

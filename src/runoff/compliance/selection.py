@@ -96,6 +96,7 @@ class RuleBook:
         for pack in self.packs:
             self.references.update(pack.references)
         self._by_date: dict[date, tuple[Rule, ...]] = {}
+        self._pairs: dict[tuple[object, ...], tuple[tuple[Rule, _Check], ...]] = {}
 
     def in_force(self, on: date) -> tuple[Rule, ...]:
         """The binding rules in force on ``on``."""
@@ -116,8 +117,12 @@ class RuleBook:
     ) -> list[tuple[Rule, _Check]]:
         """(rule, check) pairs for one object kind: in force on ``on``, covering the customer's region,
         binding the collector who acts (when given), narrowed by each check's own lender/collector types."""
-        out: list[tuple[Rule, _Check]] = []
         region_list = list(regions) if regions is not None else None
+        key = (on, target, region, collector, tuple(region_list) if region_list is not None else None)
+        cached = self._pairs.get(key)
+        if cached is not None:
+            return list(cached)
+        out: list[tuple[Rule, _Check]] = []
         for rule in self.in_force(on):
             if region_list:
                 if not any(rule.applies_to_region(r) for r in region_list):
@@ -136,6 +141,7 @@ class RuleBook:
                     if acting not in check.collector_types:
                         continue
                 out.append((rule, check))
+        self._pairs[key] = tuple(out)
         return out
 
 
