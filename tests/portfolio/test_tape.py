@@ -12,6 +12,7 @@ from runoff.portfolio.tape import (
     book_loans,
     check_tape,
     convert_tape,
+    ledger_opening,
     parse_mapping,
     quarantine_rows,
     tape_positions,
@@ -440,3 +441,57 @@ def test_positions_take_dpd_from_the_oldest_unpaid_due_date_when_the_tape_gives_
     result = check(tape({"贷款状态": "逾期", "最早未还款日": "2024/05/31"}).drop("逾期天数"), mapping=mapping)
     positions = tape_positions(result.accepted, as_of=AS_OF)
     assert positions.select("dpd", "status", "principal_balance_fen").rows() == [(30, "active", 60_050)]
+
+
+# --- from tape to ledger --------------------------------------------------------------------------------------
+
+
+def _opening(patches):
+    result = check(tape(*patches))
+    return ledger_opening(book_loans(result.accepted), tape_positions(result.accepted, as_of=AS_OF))
+
+
+@pytest.mark.parametrize(
+    ("patch", "paid_installments"),
+    [
+        ({"剩余本金": "900.00", "还款方式": "等额本金"}, 3),  # 1,200 over 12: 100 a month, 300 repaid
+        ({"剩余本金": "950.00", "还款方式": "等额本金"}, 2),  # 250 repaid: 2 whole installments and half of one
+        ({"剩余本金": "", "还款方式": "等额本金"}, 4),  # no balance: what fell due before 30 Jun (Feb–May)
+        (
+            {
+                "剩余本金": "",
+                "还款方式": "等额本金",
+                "贷款状态": "逾期",
+                "逾期天数": "30",
+                "最早未还款日": "2024/05/31",
+            },
+            3,
+        ),  # Feb, Mar, Apr paid; May unpaid for 30 days
+    ],
+    ids=["balance-900", "balance-950-partial", "no-balance", "no-balance-30-dpd"],
+)
+def test_ledger_opening_repays_principal_oldest_installment_first(patch, paid_installments):
+    opening = _opening([{"借据号": "7", **patch}])
+    inst = opening.installments.sort("number")
+    settled = inst.filter(pl.col("principal_paid_fen") == pl.col("principal_due_fen"))
+    assert settled.get_column("number").to_list() == list(range(1, paid_installments + 1))
+    assert (settled["interest_paid_fen"] == settled["interest_due_fen"]).all()
+    assert inst.filter(pl.col("number") > paid_installments)["interest_paid_fen"].sum() == 0
+    assert inst.get_column("due_date").head(3).to_list() == [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
+    if patch["剩余本金"]:
+        assert int(inst["principal_due_fen"].sum() - inst["principal_paid_fen"].sum()) == int(
+            float(patch["剩余本金"]) * 100
+        )
+
+
+def test_ledger_opening_takes_open_loans_only_with_their_own_rate_and_dpd():
+    opening = _opening(
+        [
+            {"借据号": "1", "逾期天数": "30", "贷款状态": "逾期", "最早未还款日": "2024/05/31"},
+            {"借据号": "2", "剩余本金": "0", "贷款状态": "结清"},
+            {"借据号": "3", "剩余本金": "0", "贷款状态": "核销"},
+        ]
+    )
+    assert opening.loans.select("id", "dpd", "annual_rate").rows() == [("1", 30, "0.18")]
+    assert [p.id for p in opening.products] == ["tape-equal-installment"]
+    assert opening.as_of == AS_OF

@@ -246,9 +246,15 @@ def ledger_opening(loans: pl.DataFrame, positions: pl.DataFrame) -> LedgerOpenin
     mask = arrays.mask
     loan_index, period = np.nonzero(mask)  # loan by loan, installments in order
     p_due = arrays.principal_fen[mask]
+    # Due dates keep the drawing day (31 Jan: 29 Feb, 31 Mar, ...) when the first one is a month after
+    # drawing, else the first due date's day.
+    terms = book.get_column("term_months").cast(pl.Int64).to_numpy()
+    drawn = book.get_column("originated_on").to_numpy().astype("datetime64[D]")
     first_due = book.get_column("first_due_on").to_numpy().astype("datetime64[D]")
-    later = due_dates(first_due, book.get_column("term_months").cast(pl.Int64).to_numpy())
-    due = np.concatenate([first_due[:, None], later[:, :-1]], axis=1)[:, : mask.shape[1]][mask]
+    from_drawing = due_dates(drawn, terms)
+    from_first = np.concatenate([first_due[:, None], due_dates(first_due, terms)[:, :-1]], axis=1)
+    on_drawing_day = from_drawing[:, 0] == first_due
+    due = np.where(on_drawing_day[:, None], from_drawing, from_first)[:, : mask.shape[1]][mask]
 
     # Principal repaid: principal − balance; without a balance, what fell due before the cut-off.
     cut = (
