@@ -404,6 +404,8 @@ def check_offers_frame(
                 continue
             if check.lender_types is not None and profile.lender_type not in check.lender_types:
                 continue
+            if check.collector_types is not None and profile.default_collector not in check.collector_types:
+                continue
             base = _in_force(rule) & _covers_region(rule, regions) & _condition(check)
             if isinstance(check, RateCap):
                 parts.extend(_rate_cap(lazy, base, rule, check, profile, book))
