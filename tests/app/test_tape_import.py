@@ -472,13 +472,16 @@ def test_a_customer_tape_given_with_the_loans_is_the_register_they_must_match(tm
 # --- the ledger -----------------------------------------------------------------------------------------------
 
 
-def test_open_loans_go_into_the_ledger_with_the_tapes_balance_and_dpd(tmp_path, workspace, cn_tape, book, as_of):
+def test_open_loans_go_into_the_ledger_with_the_tapes_balance_and_dpd(
+    tmp_path, workspace, cn_tape, book, as_of, ledger_url
+):
+    """On SQLite, and on PostgreSQL (the COPY path) when RUNOFF_TEST_POSTGRES_URL is set."""
     path = tmp_path / "t.csv"
     cn_tape.write_csv(path)
     tape = tape_from_book(book["loans"], book["performance"], as_of=as_of)
     open_loans = tape.filter(pl.col("status").is_in(["current", "overdue"]))
 
-    with build_context(Settings(workspace=workspace.root)) as ctx:
+    with build_context(Settings(workspace=workspace.root, database_url=ledger_url)) as ctx:
         outcome = run([path], workspace, loader=ledger_position_loader(ctx))
         with ctx.engine.connect() as conn:
             rows = pl.DataFrame(
