@@ -45,13 +45,15 @@ class LenderProfile(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _collector_type_alias(cls, data: Any) -> Any:
-        """Accept ``collector_type: agency`` (one) as well as ``collector_types: [...]``."""
+        """Accept ``collector_type: agency`` (one) as well as ``collector_types: [...]``, and ``CN`` for ``cn``."""
         if isinstance(data, dict) and "collector_type" in data:
             data = dict(data)
             one = data.pop("collector_type")
             data.setdefault("collector_types", [one] if isinstance(one, str) else one)
         if isinstance(data, dict) and isinstance(data.get("jurisdictions"), str):
             data = {**data, "jurisdictions": [data["jurisdictions"]]}
+        if isinstance(data, dict) and isinstance(data.get("jurisdictions"), list | tuple | set | frozenset):
+            data = {**data, "jurisdictions": [j.lower() if isinstance(j, str) else j for j in data["jurisdictions"]]}
         return data
 
     @property
@@ -66,11 +68,8 @@ def parse_profile(data: Any, *, source: str = "profile") -> LenderProfile:
     """Validate a mapping (from YAML) as a :class:`LenderProfile`; one clear error naming the field."""
     if not isinstance(data, dict):
         raise ProfileInvalid(f"{source}: expected a mapping with `jurisdictions` and `lender_type`")
-    lowered = dict(data)
-    if isinstance(lowered.get("jurisdictions"), list):
-        lowered["jurisdictions"] = [str(j).lower() for j in lowered["jurisdictions"]]
     try:
-        return LenderProfile.model_validate(lowered)
+        return LenderProfile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or None
