@@ -133,7 +133,9 @@ def register(app: typer.Typer) -> None:
 
         def render(console: Console) -> None:
             table = Table(title=f"{len(rows)} rules")
-            for col in ("id", "kind", "status", "binds", "in force", "checks", "title"):
+            for col in ("id", "kind", "status"):
+                table.add_column(col, no_wrap=True)
+            for col in ("binds", "in force", "checks", "title"):
                 table.add_column(col, overflow="fold")
             for r in rows:
                 binds = []
@@ -149,7 +151,7 @@ def register(app: typer.Typer) -> None:
                     r["status"],
                     escape(", ".join(binds) or "all"),
                     since,
-                    ", ".join(r["checks"]) or "reference",
+                    ", ".join(dict.fromkeys(r["checks"])) or "reference",
                     escape(r["title"]),
                 )
             console.print(table)
