@@ -19,9 +19,11 @@ COMMAND_MODULES = (
     "runoff.cli.schedule",
     "runoff.cli.quote",
     "runoff.cli.ledger",
+    "runoff.cli.close",
     "runoff.cli.book",
     "runoff.cli.tape",
     "runoff.cli.plan",
+    "runoff.cli.compliance",
     "runoff.cli.demo",
 )
 
