@@ -217,6 +217,21 @@ INVARIANTS: tuple[Invariant, ...] = (
         lambda o, e, a: f"loan {o}: live schedule version {e} is missing or has no installments",
     ),
     Invariant(
+        "loan_references",
+        "every loan's product version, customer and account exist, and every account's customer",
+        "loan",
+        """
+        SELECT l.id, NULL, NULL FROM loans l
+        WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = l.product_id AND p.version = l.product_version)
+           OR (l.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = l.customer_id))
+           OR (l.account_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id))
+        UNION
+        SELECT 'account ' || a.id, NULL, NULL FROM accounts a
+        WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = a.customer_id)
+        """,
+        lambda o, e, a: f"loan {o}: its product version, customer or account does not exist",
+    ),
+    Invariant(
         "orphan_payments",
         "every payment belongs to an existing loan",
         "payment",
@@ -246,8 +261,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         SELECT e.id, NULL, NULL FROM journal_entries e
         WHERE (e.loan_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = e.loan_id))
            OR (e.payment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = e.payment_id))
+           OR (e.reverses_entry_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.id = e.reverses_entry_id))
+           OR (e.close_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_closes c WHERE c.id = e.close_id))
         """,
-        lambda o, e, a: f"journal entry {o}: orphan line, or its loan or payment does not exist",
+        lambda o, e, a: f"journal entry {o}: orphan line, or its loan, payment, reversed entry or close does not exist",
     ),
 )
 
