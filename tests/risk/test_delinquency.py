@@ -8,12 +8,12 @@ import pytest
 from runoff.errors import InvalidInput, RunoffError
 from runoff.risk.delinquency import (
     DEFAULT_DIMENSIONS,
-    attach_segments,
     book_as_of,
     delinquency_partition,
     latest,
     merge_delinquency,
     overdue_rates,
+    prepare_book,
 )
 from tests.risk.hand_book import FEB, JAN, MAR, hand_book
 
@@ -24,11 +24,7 @@ def _rates(book: dict[str, pl.DataFrame], *, split: bool = False) -> pl.DataFram
     pieces = [perf.filter(pl.col("customer_id") <= 2), perf.filter(pl.col("customer_id") > 2)] if split else [perf]
     parts = [
         delinquency_partition(
-            attach_segments(
-                p.lazy(), loans=book["loans"].lazy(), customers=book["customers"].lazy(), dimensions=DEFAULT_DIMENSIONS
-            ),
-            as_of=MAR,
-            dimensions=DEFAULT_DIMENSIONS,
+            prepare_book(p, loans=book["loans"], customers=book["customers"], dimensions=DEFAULT_DIMENSIONS, as_of=MAR)
         )
         for p in pieces
     ]
@@ -111,16 +107,15 @@ def test_a_segment_with_no_open_loans_has_null_rates_not_a_division_error():
 
 def test_missing_loans_and_customers_tables_leave_segments_unknown():
     book = hand_book()
-    lf = attach_segments(book["performance"].lazy(), loans=None, customers=None, dimensions=("product", "grade"))
-    rates = overdue_rates(merge_delinquency([delinquency_partition(lf, as_of=MAR, dimensions=("product", "grade"))]))
+    prepared = prepare_book(book["performance"], dimensions=("product", "grade"), as_of=MAR)
+    rates = overdue_rates(merge_delinquency([delinquency_partition(prepared)]))
     assert set(rates.filter(pl.col("dimension") == "grade").get_column("segment")) == {"unknown"}
     assert _row(rates, "product", "unknown", FEB)["m1plus_loans"] == 3
 
 
 def test_rows_after_the_as_of_date_are_left_out():
     book = hand_book()
-    lf = attach_segments(book["performance"].lazy(), loans=None, customers=None, dimensions=())
-    rates = overdue_rates(merge_delinquency([delinquency_partition(lf, as_of=FEB, dimensions=())]))
+    rates = overdue_rates(merge_delinquency([delinquency_partition(prepare_book(book["performance"], as_of=FEB))]))
     assert rates.get_column("month_end").max() == FEB
     assert latest(rates).get_column("month_end").to_list() == [FEB]
 
@@ -141,8 +136,7 @@ def test_an_as_of_date_before_the_book_is_refused_by_name():
 
 def test_an_empty_performance_table_is_a_clear_error():
     empty = hand_book()["performance"].clear()
-    lf = attach_segments(empty.lazy(), loans=None, customers=None, dimensions=())
-    part = delinquency_partition(lf, as_of=MAR, dimensions=())
+    part = delinquency_partition(prepare_book(empty, as_of=MAR))
     with pytest.raises(RunoffError, match=r"performance.*no month-end rows") as err:
         overdue_rates(merge_delinquency([part]))
     assert err.value.code == "risk.empty_table"
@@ -153,10 +147,10 @@ def test_an_empty_performance_table_is_a_clear_error():
 def test_missing_columns_are_named():
     perf = hand_book()["performance"].drop("principal_balance_fen", "bucket")
     with pytest.raises(RunoffError, match=r"performance.*\['bucket', 'principal_balance_fen'\]") as err:
-        delinquency_partition(perf.lazy(), as_of=MAR)
+        prepare_book(perf, as_of=MAR)
     assert err.value.code == "risk.missing_columns"
 
 
 def test_an_unknown_segment_is_refused_with_the_allowed_ones():
     with pytest.raises(InvalidInput, match="'colour' is not a segment; expected one of product"):
-        attach_segments(hand_book()["performance"].lazy(), loans=None, customers=None, dimensions=("colour",))
+        prepare_book(hand_book()["performance"], dimensions=("colour",), as_of=MAR)

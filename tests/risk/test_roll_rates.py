@@ -10,9 +10,8 @@ import pytest
 from runoff.errors import InvalidInput, RunoffError
 from runoff.portfolio.behaviour import GRADES
 from runoff.portfolio.generator import BookConfig, book_truth, generate_partition
-from runoff.risk.delinquency import DEFAULT_DIMENSIONS, attach_segments, segment_column
+from runoff.risk.delinquency import CYCLE_STATES, DEFAULT_DIMENSIONS, prepare_book, state_code
 from runoff.risk.roll_rates import (
-    CYCLE_STATES,
     concentration,
     concentration_partition,
     flow_rates,
@@ -20,7 +19,6 @@ from runoff.risk.roll_rates import (
     merge_transitions,
     roll_rates,
     segment_concentration,
-    state_code,
     transition_matrix,
     transition_partition,
 )
@@ -32,8 +30,8 @@ def _counts(perf: pl.DataFrame, *, split: bool = True, dims=DEFAULT_DIMENSIONS) 
     pieces = [perf.filter(pl.col("customer_id") <= 2), perf.filter(pl.col("customer_id") > 2)] if split else [perf]
     parts = []
     for p in pieces:
-        lf = attach_segments(p.lazy(), loans=book["loans"].lazy(), customers=book["customers"].lazy(), dimensions=dims)
-        parts.append(transition_partition(lf, as_of=MAR, dimensions=dims))
+        prepared = prepare_book(p, loans=book["loans"], customers=book["customers"], dimensions=dims, as_of=MAR)
+        parts.append(transition_partition(prepared))
     return merge_transitions(parts)
 
 
@@ -184,7 +182,7 @@ def test_roll_rates_of_an_empty_book_are_a_clear_error(counts):
 def test_customer_concentration_hhi_and_top_share_at_the_end_of_february():
     perf = hand_book()["performance"]
     parts = [
-        concentration_partition(p.lazy(), as_of=MAR, top_n=1)
+        concentration_partition(prepare_book(p, as_of=MAR), top_n=1)
         for p in (perf.filter(pl.col("customer_id") <= 2), perf.filter(pl.col("customer_id") > 2))
     ]
     conc = concentration(merge_concentration(parts, top_n=1), tops=(1,))
@@ -207,10 +205,8 @@ def test_segment_concentration_by_product():
     from runoff.risk.delinquency import delinquency_partition, merge_delinquency, overdue_rates
 
     book = hand_book()
-    lf = attach_segments(
-        book["performance"].lazy(), loans=book["loans"].lazy(), customers=None, dimensions=("product",)
-    )
-    rates = overdue_rates(merge_delinquency([delinquency_partition(lf, as_of=MAR, dimensions=("product",))]))
+    prepared = prepare_book(book["performance"], loans=book["loans"], dimensions=("product",), as_of=MAR)
+    rates = overdue_rates(merge_delinquency([delinquency_partition(prepared)]))
     row = segment_concentration(rates, as_of=FEB).row(0, named=True)
     assert row["dimension"] == "product"
     assert row["hhi"] == pytest.approx((10400**2 + 6800**2) / 17200**2)
@@ -230,16 +226,20 @@ def generated_counts() -> pl.DataFrame:
     parts = []
     for p in range(TRUTH_BOOK.n_partitions):
         frames = generate_partition(TRUTH_BOOK, p)
-        lf = attach_segments(
-            frames["performance"].lazy(), loans=None, customers=frames["customers"].lazy(), dimensions=("grade",)
-        )
         far = pl.col("installments_remaining").cast(pl.Int32) >= state_code().cast(pl.Int32) + 2
-        lf = lf.with_columns(
-            (pl.col(segment_column("grade")) + pl.when(far).then(pl.lit("|far")).otherwise(pl.lit("|near"))).alias(
-                segment_column("grade")
-            )
+        # the grade's segment name carries the marker: customers get one row per (customer, far) pair
+        perf = frames["performance"].with_columns((pl.col("customer_id") * 2 + far.cast(pl.Int64)).alias("customer_id"))
+        customers = pl.concat(
+            [
+                frames["customers"].with_columns(
+                    (pl.col("customer_id") * 2 + k).alias("customer_id"),
+                    (pl.col("risk_grade") + ("|far" if k else "|near")).alias("risk_grade"),
+                )
+                for k in (0, 1)
+            ]
         )
-        parts.append(transition_partition(lf, as_of=TRUTH_BOOK.month_ends()[-1], dimensions=("grade",)))
+        prepared = prepare_book(perf, customers=customers, dimensions=("grade",), as_of=TRUTH_BOOK.month_ends()[-1])
+        parts.append(transition_partition(prepared))
     return merge_transitions(parts)
 
 

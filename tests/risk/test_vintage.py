@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from runoff.errors import RunoffError
+from runoff.risk.delinquency import prepare_book
 from runoff.risk.vintage import first_payment_default, merge_vintages, vintage_curves, vintage_partition
 from tests.risk.hand_book import FEB, MAR, hand_book
 
@@ -15,7 +16,7 @@ def _sums(split: bool = True) -> dict[str, pl.DataFrame]:
     book = hand_book()
     perf, loans = book["performance"], book["loans"]
     pieces = [(pl.col("customer_id") <= 2), (pl.col("customer_id") > 2)] if split else [pl.lit(True)]
-    return merge_vintages([vintage_partition(perf.filter(c).lazy(), loans.filter(c).lazy(), as_of=MAR) for c in pieces])
+    return merge_vintages([vintage_partition(prepare_book(perf.filter(c), as_of=MAR), loans.filter(c)) for c in pieces])
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_partitions_merge_to_the_same_curves():
 
 def test_an_earlier_as_of_date_cuts_the_curves():
     book = hand_book()
-    sums = merge_vintages([vintage_partition(book["performance"].lazy(), book["loans"].lazy(), as_of=FEB)])
+    sums = merge_vintages([vintage_partition(prepare_book(book["performance"], as_of=FEB), book["loans"])])
     curves = vintage_curves(sums, as_of=FEB)
     assert set(curves.get_column("vintage")) == {"2023-11", "2024-01", "2024-02"}
     assert _at(curves, "2024-01", 1)["m1plus_rate"] == pytest.approx(0.65)
@@ -91,7 +92,7 @@ def test_first_payment_default_by_vintage(vintage, fpd, fpd30):
 
 def test_a_book_without_loans_is_a_clear_error():
     book = hand_book()
-    sums = merge_vintages([vintage_partition(book["performance"].lazy(), book["loans"].clear().lazy(), as_of=MAR)])
+    sums = merge_vintages([vintage_partition(prepare_book(book["performance"], as_of=MAR), book["loans"].clear())])
     with pytest.raises(RunoffError, match=r"loans.*no loans originated"):
         vintage_curves(sums, as_of=MAR)
 
@@ -99,4 +100,4 @@ def test_a_book_without_loans_is_a_clear_error():
 def test_a_loans_table_without_vintage_names_the_column():
     book = hand_book()
     with pytest.raises(RunoffError, match=r"loans.*\['vintage'\]"):
-        vintage_partition(book["performance"].lazy(), book["loans"].drop("vintage").lazy(), as_of=MAR)
+        vintage_partition(prepare_book(book["performance"], as_of=MAR), book["loans"].drop("vintage"))

@@ -10,7 +10,9 @@ publish), **M3+** is 61+ DPD and **M4+** is 90+ DPD (the NPL convention). Denomi
 loans (and their principal balance) at the month end; closed and charged-off rows are counted apart.
 
 A book's **segments** (product, term, channel, region, risk grade, ...) come from the loans and
-customers tables; :func:`attach_segments` joins them onto the performance rows once per partition.
+customers tables. :func:`prepare_book` reads a partition once and codes it (states, buckets,
+segments and customers as small integers), so each metric is a few low-cardinality group-bys run
+together; segment names come back after grouping.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from runoff.errors import InvalidInput
@@ -71,18 +74,6 @@ SEGMENTS: dict[str, Segment] = {
 """Every dimension the analytics can cut by; ``region`` is the customer's city tier (城市等级)."""
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("product", "term", "channel", "region", "grade")
-
-PERFORMANCE_COLUMNS: tuple[str, ...] = (
-    "loan_id",
-    "customer_id",
-    "month_end",
-    "bucket",
-    "principal_balance_fen",
-    "overdue_principal_fen",
-    "overdue_amount_fen",
-    "charged_off_fen",
-)
-"""What :func:`delinquency_partition` reads from the performance table."""
 
 SUM_COLUMNS: tuple[str, ...] = (
     "loans",
@@ -139,68 +130,265 @@ def check_dimensions(dimensions: Iterable[str]) -> tuple[str, ...]:
 
 
 def segment_column(dimension: str) -> str:
-    """Name of the column :func:`attach_segments` adds for ``dimension``."""
+    """Name of the code column :func:`prepare_book` adds for ``dimension``."""
     return f"seg_{dimension}"
 
 
-# --- segments ----------------------------------------------------------------------------------------------------
+# --- states ------------------------------------------------------------------------------------------------------
+
+CYCLE_STATES: tuple[str, ...] = ("current", "M1", "M2", "M3", "M4", "M5", "M6", "M7+")
+"""Open states by delinquency cycle (账期): month ends the oldest unpaid installment has been past due."""
+
+EXIT_STATES: tuple[str, ...] = ("paid-off", "prepaid", "charged-off")
+"""States of a loan that left the book: repaid on schedule (结清), settled early (提前结清), written off (核销)."""
+
+UNOBSERVED = "unobserved"
+STATES: tuple[str, ...] = (*CYCLE_STATES, *EXIT_STATES, UNOBSERVED)
+"""Every state, in code order (a state's code is its index)."""
+
+ROW_BUCKETS: tuple[str, ...] = ("current", "M1", "M2", "M3", "M4+", "charged-off", "closed")
+"""The performance table's buckets, in code order."""
+
+STATE_ROW_BUCKET: tuple[int, ...] = (0, 1, 2, 3, 4, 4, 4, 4, 6, 6, 5, 6)
+"""Bucket code of each state code (M4…M7+ are M4+; paid off and prepaid rows are ``closed``)."""
+
+PARTITION_COLUMNS: tuple[str, ...] = (
+    "loan_id",
+    "customer_id",
+    "month_end",
+    "mob",
+    "status",
+    "bucket",
+    "dpd",
+    "principal_balance_fen",
+    "overdue_principal_fen",
+    "overdue_amount_fen",
+    "charged_off_fen",
+    "paid_principal_fen",
+    "paid_interest_fen",
+    "paid_fee_fen",
+    "paid_penalty_fen",
+)
+"""What :func:`prepare_book` reads from the performance table."""
 
 
-def attach_segments(
-    performance: pl.LazyFrame,
+def state_code() -> pl.Expr:
+    """The state code (index into :data:`STATES`) of each performance row, as ``UInt8``.
+
+    Buckets current, M1–M3 are cycles 0–3; an M4+ row's cycle is counted from the month of its
+    oldest unpaid due date (``month_end − dpd``): the 4th month end past due is M4, and so on to M7+.
+    Closed rows take their exit from ``status`` (paid-off, early-settled → prepaid, charged-off).
+    """
+    me, dpd = pl.col("month_end"), pl.col("dpd")
+    oldest_due = me - pl.duration(days=dpd)
+    cycles = (
+        (me.dt.year().cast(pl.Int32) * 12 + me.dt.month().cast(pl.Int32))
+        - (oldest_due.dt.year().cast(pl.Int32) * 12 + oldest_due.dt.month().cast(pl.Int32))
+        + 1
+    )
+    status, bucket = pl.col("status"), pl.col("bucket")
+    code = (
+        pl.when(status == "paid-off")
+        .then(pl.lit(STATES.index("paid-off")))
+        .when(status == "early-settled")
+        .then(pl.lit(STATES.index("prepaid")))
+        .when((status == "charged-off") | (bucket == "charged-off"))
+        .then(pl.lit(STATES.index("charged-off")))
+        .when(bucket == "closed")
+        .then(pl.lit(STATES.index("paid-off")))
+        .when(bucket == "current")
+        .then(pl.lit(0))
+        .when(bucket == "M1")
+        .then(pl.lit(1))
+        .when(bucket == "M2")
+        .then(pl.lit(2))
+        .when(bucket == "M3")
+        .then(pl.lit(3))
+        .otherwise(cycles.clip(4, 7))
+    )
+    return code.cast(pl.UInt8)
+
+
+def month_index(d: pl.Expr) -> pl.Expr:
+    """Months since year 0 (``year × 12 + month − 1``) of a date."""
+    return d.dt.year().cast(pl.Int32) * 12 + d.dt.month().cast(pl.Int32) - 1
+
+
+# --- the prepared partition --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBook:
+    """One partition's performance rows up to ``as_of``, coded for fast grouping.
+
+    ``rows`` is sorted by (loan_id, month_end) and holds: ``loan_id``, ``customer_id``, ``month_end``,
+    ``month`` (:func:`month_index`), ``mob``, ``state`` (code into :data:`STATES`), ``bucket`` (code
+    into :data:`ROW_BUCKETS`), ``balance_fen`` (principal), ``overdue_principal_fen``,
+    ``overdue_amount_fen``, ``charged_off_fen``, ``paid_fen`` (everything received in the month),
+    ``customer`` (dense customer number within the partition) and one ``seg_<dimension>`` code per
+    dimension, whose value is ``segments[dimension][code]``.
+    """
+
+    rows: pl.DataFrame
+    as_of: date
+    dimensions: tuple[str, ...]
+    segments: dict[str, tuple[str, ...]]
+    customer_ids: pl.Series  # customer_id of each dense ``customer`` number
+
+    @property
+    def customers(self) -> int:
+        return self.customer_ids.len()
+
+    def decode(self, dimension: str) -> pl.Expr:
+        """The ``seg_<dimension>`` codes as segment names."""
+        values = self.segments[dimension]
+        return pl.col(segment_column(dimension)).replace_strict(
+            list(range(len(values))), list(values), return_dtype=pl.String
+        )
+
+
+def _segment_codes(
+    frame: pl.LazyFrame | None, *, key: str, wanted: Sequence[Segment], row_keys: pl.Series
+) -> dict[str, tuple[pl.Series, tuple[str, ...]]]:
+    """Per dimension: the code of each of ``row_keys`` and the dictionary of names, looked up by ``key`` in ``frame``."""
+    out: dict[str, tuple[pl.Series, tuple[str, ...]]] = {}
+    if not wanted:
+        return out
+    have = set(column_names(frame)) if frame is not None else set()
+    if frame is None or key not in have:
+        for s in wanted:
+            out[s.name] = (pl.Series(np.zeros(row_keys.len(), dtype=np.uint32)), (UNKNOWN,))
+        return out
+    present = [s for s in wanted if s.column in have]
+    table = frame.select(
+        pl.col(key), *[pl.col(c).cast(pl.String) for c in sorted({s.column for s in present})]
+    ).collect()
+    if not table.select((pl.col(key).diff() > 0).fill_null(True).all()).item():  # tables are written sorted
+        table = table.unique(subset=[key], keep="first").sort(key)
+    ids = table.get_column(key)
+    if ids.len():
+        at = ids.search_sorted(row_keys).cast(pl.Int64).clip(0, ids.len() - 1)
+        found = (ids.gather(at) == row_keys).fill_null(False)
+    else:
+        at, found = pl.Series(np.zeros(row_keys.len(), dtype=np.int64)), pl.Series(np.zeros(row_keys.len(), bool))
+    for s in wanted:
+        if s not in present or not ids.len():
+            out[s.name] = (pl.Series(np.zeros(row_keys.len(), dtype=np.uint32)), (UNKNOWN,))
+            continue
+        names = table.get_column(s.column).fill_null(UNKNOWN)
+        values = tuple(sorted({*names.unique().to_list(), UNKNOWN}))
+        codes = names.replace_strict(list(values), list(range(len(values))), return_dtype=pl.UInt32)
+        unknown = values.index(UNKNOWN)
+        row_codes = pl.select(
+            pl.when(found).then(codes.gather(at)).otherwise(pl.lit(unknown, pl.UInt32)).alias(s.name)
+        ).to_series()
+        out[s.name] = (row_codes, values)
+    return out
+
+
+def prepare_book(
+    performance: pl.LazyFrame | pl.DataFrame,
     *,
-    loans: pl.LazyFrame | None,
-    customers: pl.LazyFrame | None,
-    dimensions: Sequence[str],
-) -> pl.LazyFrame:
-    """The performance rows with one string column ``seg_<dimension>`` per dimension (``unknown`` when absent).
+    loans: pl.LazyFrame | pl.DataFrame | None = None,
+    customers: pl.LazyFrame | pl.DataFrame | None = None,
+    dimensions: Sequence[str] = (),
+    as_of: date,
+) -> PartitionBook:
+    """Read one partition's performance rows up to ``as_of`` and code them (states, segments, customers).
 
-    A missing loans or customers table (an imported tape without them) leaves its dimensions
-    ``unknown`` rather than failing: the book-level figures still hold.
+    Segments come from the loans and customers tables (looked up by id); a missing table, column or
+    row leaves the segment ``unknown`` rather than failing: the book-level figures still hold. The
+    partition must hold every row of its loans and customers (partitions hold whole customers).
     """
     dims = check_dimensions(dimensions)
-    out = performance
-    for table, frame, key in (("loans", loans, "loan_id"), ("customers", customers, "customer_id")):
-        wanted = [SEGMENTS[d] for d in dims if SEGMENTS[d].table == table]
-        if not wanted:
-            continue
-        have = set(column_names(frame)) if frame is not None else set()
-        present = [s for s in wanted if s.column in have]
-        if frame is not None and present and key in have:
-            cols = sorted({s.column for s in present})
-            right = frame.select(pl.col(key), *[pl.col(c).cast(pl.String).alias(f"_{table}_{c}") for c in cols]).unique(
-                subset=[key], keep="first"
-            )
-            out = out.join(right, on=key, how="left")
-        for s in wanted:
-            if frame is not None and s in present and key in have:
-                expr = pl.col(f"_{table}_{s.column}").fill_null(UNKNOWN)
-            else:
-                expr = pl.lit(UNKNOWN)
-            out = out.with_columns(expr.alias(segment_column(s.name)))
-    helper = [c for c in column_names(out) if c.startswith(("_loans_", "_customers_"))]
-    return out.drop(helper) if helper else out
-
-
-def rollup(cube: pl.DataFrame, *, keys: Sequence[str], dimensions: Sequence[str], sums: Sequence[str]) -> pl.DataFrame:
-    """Long partial sums per dimension from a cube grouped by ``keys`` × every segment column.
-
-    One row per (dimension, segment, *keys); ``dimension == "total"`` carries the whole book
-    (segment ``all``). Grouping once by all segments and rolling up is cheaper than one pass
-    over the rows per dimension.
-    """
-    frames = [
-        cube.group_by(list(keys))
-        .agg([pl.col(c).sum() for c in sums])
-        .select(pl.lit(TOTAL).alias("dimension"), pl.lit(ALL).alias("segment"), *keys, *sums)
-    ]
-    for d in dimensions:
-        col = segment_column(d)
-        frames.append(
-            cube.group_by([col, *keys])
-            .agg([pl.col(c).sum() for c in sums])
-            .select(pl.lit(d).alias("dimension"), pl.col(col).alias("segment"), *keys, *sums)
+    perf = performance.lazy()
+    require_columns(perf, PARTITION_COLUMNS, table="performance")
+    rows = (
+        perf.filter(pl.col("month_end") <= as_of)
+        .select(
+            pl.col("loan_id").cast(pl.Int64),
+            pl.col("customer_id").cast(pl.Int64),
+            "month_end",
+            month_index(pl.col("month_end")).alias("month"),
+            pl.col("mob").cast(pl.Int32),
+            state_code().alias("state"),
+            pl.col("principal_balance_fen").alias("balance_fen"),
+            "overdue_principal_fen",
+            "overdue_amount_fen",
+            "charged_off_fen",
+            (
+                pl.col("paid_principal_fen")
+                + pl.col("paid_interest_fen")
+                + pl.col("paid_fee_fen")
+                + pl.col("paid_penalty_fen")
+            ).alias("paid_fen"),
         )
+        .collect()
+    )
+    ordered = rows.select(
+        (
+            (pl.col("loan_id").diff() > 0)
+            | ((pl.col("loan_id").diff() == 0) & (pl.col("month_end").diff().dt.total_days() > 0))
+        )
+        .fill_null(True)
+        .all()
+    ).item()
+    if not ordered:
+        rows = rows.sort("loan_id", "month_end")
+    rows = rows.with_columns(
+        pl.col("state")
+        .replace_strict(list(range(len(STATES))), list(STATE_ROW_BUCKET), return_dtype=pl.UInt8)
+        .alias("bucket")
+    )
+
+    # Look segments up once per loan (rows are sorted by loan), then spread them over the loan's rows.
+    first_row = (rows.get_column("loan_id") != rows.get_column("loan_id").shift(1)).fill_null(True)
+    run = (first_row.cast(pl.Int64).cum_sum() - 1).to_numpy()
+    loan_ids, loan_customers = (
+        rows.get_column("loan_id").filter(first_row),
+        rows.get_column("customer_id").filter(first_row),
+    )
+    loan_dims = [SEGMENTS[d] for d in dims if SEGMENTS[d].table == "loans"]
+    cust_dims = [SEGMENTS[d] for d in dims if SEGMENTS[d].table == "customers"]
+    codes = {
+        **_segment_codes(
+            loans.lazy() if loans is not None else None, key="loan_id", wanted=loan_dims, row_keys=loan_ids
+        ),
+        **_segment_codes(
+            customers.lazy() if customers is not None else None,
+            key="customer_id",
+            wanted=cust_dims,
+            row_keys=loan_customers,
+        ),
+    }
+    customer_ids, dense = np.unique(loan_customers.to_numpy(), return_inverse=True)
+    rows = rows.with_columns(
+        pl.Series("customer", dense.astype(np.uint32)[run]),
+        *[pl.Series(segment_column(d), codes[d][0].to_numpy()[run]) for d in dims],
+    )
+    return PartitionBook(
+        rows=rows,
+        as_of=as_of,
+        dimensions=dims,
+        segments={d: codes[d][1] for d in dims},
+        customer_ids=pl.Series("customer_id", customer_ids, dtype=pl.Int64),
+    )
+
+
+def grouped_sums(
+    book: PartitionBook, frame: pl.LazyFrame, *, keys: Sequence[str], aggs: Sequence[pl.Expr], sums: Sequence[str]
+) -> pl.DataFrame:
+    """Long sums per dimension: one row per (dimension, segment, *keys); ``total``/``all`` is the whole book.
+
+    One low-cardinality group-by per dimension, all collected together (Polars runs them in parallel
+    over the shared rows), each segment code decoded to its name afterwards.
+    """
+    plans = [frame.group_by(list(keys)).agg(aggs)]
+    plans += [frame.group_by([*keys, segment_column(d)]).agg(aggs) for d in book.dimensions]
+    results = pl.collect_all(plans)
+    frames = [results[0].select(pl.lit(TOTAL).alias("dimension"), pl.lit(ALL).alias("segment"), *keys, *sums)]
+    for d, r in zip(book.dimensions, results[1:], strict=True):
+        frames.append(r.select(pl.lit(d).alias("dimension"), book.decode(d).alias("segment"), *keys, *sums))
     return pl.concat(frames, how="vertical")
 
 
@@ -215,29 +403,23 @@ def merge_sums(parts: Sequence[pl.DataFrame], *, keys: Sequence[str], sums: Sequ
 # --- overdue rates -----------------------------------------------------------------------------------------------
 
 
-def delinquency_partition(book: pl.LazyFrame, *, as_of: date, dimensions: Sequence[str] = ()) -> pl.DataFrame:
+def delinquency_partition(book: PartitionBook) -> pl.DataFrame:
     """Partial sums of one partition: loans and fen by (dimension, segment, month end, bucket).
 
-    ``book`` is the performance table with segment columns (:func:`attach_segments`); rows after
-    ``as_of`` are left out. Sums: ``loans``, ``balance_fen`` (principal), ``overdue_principal_fen``,
-    ``overdue_amount_fen`` and ``charged_off_fen``.
+    Sums: ``loans``, ``balance_fen`` (principal), ``overdue_principal_fen``, ``overdue_amount_fen``
+    and ``charged_off_fen``.
     """
-    dims = check_dimensions(dimensions)
-    require_columns(book, [*PERFORMANCE_COLUMNS, *(segment_column(d) for d in dims)], table="performance")
-    keys = ["month_end", "bucket"]
-    cube = (
-        book.filter(pl.col("month_end") <= as_of)
-        .group_by([*keys, *(segment_column(d) for d in dims)])
-        .agg(
-            pl.len().cast(pl.Int64).alias("loans"),
-            pl.col("principal_balance_fen").sum().alias("balance_fen"),
-            pl.col("overdue_principal_fen").sum(),
-            pl.col("overdue_amount_fen").sum(),
-            pl.col("charged_off_fen").sum(),
-        )
-        .collect()
+    aggs = [
+        pl.len().cast(pl.Int64).alias("loans"),
+        pl.col("balance_fen").sum(),
+        pl.col("overdue_principal_fen").sum(),
+        pl.col("overdue_amount_fen").sum(),
+        pl.col("charged_off_fen").sum(),
+    ]
+    long = grouped_sums(book, book.rows.lazy(), keys=["month_end", "bucket"], aggs=aggs, sums=SUM_COLUMNS)
+    return long.with_columns(
+        pl.col("bucket").replace_strict(list(range(len(ROW_BUCKETS))), list(ROW_BUCKETS), return_dtype=pl.String)
     )
-    return rollup(cube, keys=keys, dimensions=dims, sums=SUM_COLUMNS)
 
 
 def merge_delinquency(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:

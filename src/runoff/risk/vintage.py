@@ -21,16 +21,15 @@ from datetime import date
 
 import polars as pl
 
-from runoff.risk.delinquency import OPEN_BUCKETS, THRESHOLDS, merge_sums, require_columns, require_rows
-
-VINTAGE_PERFORMANCE_COLUMNS: tuple[str, ...] = (
-    "loan_id",
-    "month_end",
-    "mob",
-    "bucket",
-    "principal_balance_fen",
-    "charged_off_fen",
+from runoff.risk.delinquency import (
+    ROW_BUCKETS,
+    THRESHOLDS,
+    PartitionBook,
+    merge_sums,
+    require_columns,
+    require_rows,
 )
+
 VINTAGE_LOAN_COLUMNS: tuple[str, ...] = ("loan_id", "vintage", "principal_fen")
 
 MOB_SUMS: tuple[str, ...] = (
@@ -50,78 +49,75 @@ MOB_SUMS: tuple[str, ...] = (
 ORIGINATION_SUMS: tuple[str, ...] = ("originated_loans", "originated_fen")
 
 
-def _month_index(d: pl.Expr) -> pl.Expr:
-    return d.dt.year().cast(pl.Int32) * 12 + d.dt.month().cast(pl.Int32) - 1
-
-
 def _vintage_month(vintage: pl.Expr) -> pl.Expr:
     """Month index of a ``YYYY-MM`` vintage."""
     return vintage.str.slice(0, 4).cast(pl.Int32) * 12 + vintage.str.slice(5, 2).cast(pl.Int32) - 1
 
 
-def vintage_partition(performance: pl.LazyFrame, loans: pl.LazyFrame, *, as_of: date) -> dict[str, pl.DataFrame]:
-    """Partial vintage sums of one partition: ``originations`` by vintage, ``mob`` by (vintage, MOB).
+def vintage_partition(book: PartitionBook, loans: pl.LazyFrame | pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Partial vintage sums of one partition: ``originations`` by vintage (from the loans table) and
+    ``mob`` by (vintage, MOB) from the performance rows, whose vintage is their month less their MOB.
 
-    Loans originated after ``as_of`` and rows after it are left out.
+    Loans originated after the book's as-of date are left out.
     """
-    require_columns(performance, VINTAGE_PERFORMANCE_COLUMNS, table="performance")
-    require_columns(loans, VINTAGE_LOAN_COLUMNS, table="loans")
-    as_of_month = as_of.year * 12 + as_of.month - 1
-    loan_rows = loans.select("loan_id", "vintage", "principal_fen").filter(
-        _vintage_month(pl.col("vintage")) <= as_of_month
-    )
+    lf = loans.lazy()
+    require_columns(lf, VINTAGE_LOAN_COLUMNS, table="loans")
+    as_of_month = book.as_of.year * 12 + book.as_of.month - 1
     originations = (
-        loan_rows.group_by("vintage")
+        lf.select("vintage", "principal_fen")
+        .filter(_vintage_month(pl.col("vintage")) <= as_of_month)
+        .group_by("vintage")
         .agg(pl.len().cast(pl.Int64).alias("originated_loans"), pl.col("principal_fen").sum().alias("originated_fen"))
         .collect()
     )
-    rows = performance.filter(pl.col("month_end") <= as_of).join(
-        loan_rows.select("loan_id", "vintage"), on="loan_id", how="inner"
-    )
+    rows = book.rows.lazy().with_columns((pl.col("month") - pl.col("mob")).alias("vintage_month"))
     bucket = pl.col("bucket")
-    is_open = bucket.is_in(OPEN_BUCKETS)
+    codes = {b: ROW_BUCKETS.index(b) for b in ROW_BUCKETS}
 
     def worse(name: str) -> pl.Expr:
-        return bucket.is_in(THRESHOLDS[name])
+        return bucket.is_in([codes[b] for b in THRESHOLDS[name]])
 
-    bal = pl.col("principal_balance_fen")
-    per_mob = (
-        rows.group_by("vintage", pl.col("mob").cast(pl.Int32))
-        .agg(
-            is_open.sum().cast(pl.Int64).alias("open_loans"),
-            bal.filter(is_open).sum().alias("open_balance_fen"),
-            *[
-                x
-                for name in ("m1plus", "m2plus", "m3plus")
-                for x in (
-                    worse(name).sum().cast(pl.Int64).alias(f"{name}_loans"),
-                    bal.filter(worse(name)).sum().alias(f"{name}_fen"),
-                )
-            ],
-            (bucket == "charged-off").sum().cast(pl.Int64).alias("charged_off_loans"),
-            pl.col("charged_off_fen").sum(),
-        )
-        .collect()
+    is_open = bucket <= codes["M4+"]
+    bal = pl.col("balance_fen")
+    charged = bucket == codes["charged-off"]
+    per_mob = rows.group_by("vintage_month", "mob").agg(
+        is_open.sum().cast(pl.Int64).alias("open_loans"),
+        bal.filter(is_open).sum().alias("open_balance_fen"),
+        *[
+            x
+            for name in ("m1plus", "m2plus", "m3plus")
+            for x in (
+                worse(name).sum().cast(pl.Int64).alias(f"{name}_loans"),
+                bal.filter(worse(name)).sum().alias(f"{name}_fen"),
+            )
+        ],
+        charged.sum().cast(pl.Int64).alias("charged_off_loans"),
+        pl.col("charged_off_fen").sum(),
     )
-    # first MOB at which each loan was M1+ (M3+); charged-off counts as M3+ (it got there first)
-    bad = rows.filter(bucket.is_in([*THRESHOLDS["m1plus"], "charged-off"]))
-    firsts = []
-    for name, members in (("m1plus", THRESHOLDS["m1plus"]), ("m3plus", THRESHOLDS["m3plus"])):
-        firsts.append(
-            bad.filter(bucket.is_in([*members, "charged-off"]))
-            .group_by("loan_id")
-            .agg(pl.col("vintage").first(), pl.col("mob").min().cast(pl.Int32))
-            .group_by("vintage", "mob")
-            .agg(pl.len().cast(pl.Int64).alias(f"first_{name}_loans"))
-            .collect()
-        )
-    keys = ["vintage", "mob"]
-    mob = per_mob
-    for f in firsts:
+    # first MOB at which each loan was M1+ (M3+); a write-off counts (it got there first)
+    firsts = [
+        rows.filter(worse(name) | charged)
+        .group_by("loan_id")
+        .agg(pl.col("vintage_month").first(), pl.col("mob").min())
+        .group_by("vintage_month", "mob")
+        .agg(pl.len().cast(pl.Int64).alias(f"first_{name}_loans"))
+        for name in ("m1plus", "m3plus")
+    ]
+    per_mob_df, *first_dfs = pl.collect_all([per_mob, *firsts])
+    keys = ["vintage_month", "mob"]
+    mob = per_mob_df
+    for f in first_dfs:
         mob = mob.join(f, on=keys, how="full", coalesce=True)
-    mob = mob.with_columns([pl.col(c).fill_null(0) for c in MOB_SUMS]).select(*keys, *MOB_SUMS)
-    window = rows.select(pl.col("month_end").min().alias("first_month_end")).collect()
+    mob = mob.with_columns([pl.col(c).fill_null(0) for c in MOB_SUMS]).select(
+        _vintage_name(pl.col("vintage_month")).alias("vintage"), pl.col("mob").cast(pl.Int32), *MOB_SUMS
+    )
+    window = book.rows.select(pl.col("month_end").min().alias("first_month_end"))
     return {"originations": originations, "mob": mob, "window": window}
+
+
+def _vintage_name(month: pl.Expr) -> pl.Expr:
+    """``YYYY-MM`` of a month index."""
+    return pl.format("{}-{}", (month // 12).cast(pl.String), (month % 12 + 1).cast(pl.String).str.zfill(2))
 
 
 def merge_vintages(parts: Sequence[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
