@@ -105,3 +105,32 @@ def test_info_on_an_empty_workspace_says_how_to_fill_it(app, tmp_path: Path) -> 
     assert result.exit_code == 0
     assert "runoff generate" in result.stdout
     assert json.loads(run(app, "info", "--workspace", str(tmp_path), "--json").stdout)["row_counts"] == {}
+
+
+def test_generate_load_ledger_puts_the_open_book_into_a_clean_ledger(app, tmp_path: Path) -> None:
+    root = str(tmp_path / "ws")
+    run(app, "init", root)
+    result = run(
+        app, "generate", "--customers", "600", "--months", "9", "--seed", "3", "-w", root, "--load-ledger", "--json"
+    )
+    assert result.exit_code == 0, result.output + (result.stderr or "")
+    ledger = json.loads(result.stdout)["ledger"]
+    info = json.loads(run(app, "info", "-w", root, "--json").stdout)
+    open_rows = [r for r in info["by_bucket"] if r["bucket"] in ("current", "M1", "M2", "M3", "M4+")]
+    assert ledger["loans"] == sum(r["loans"] for r in open_rows) > 0
+    assert ledger["customers"] == ledger["accounts"] == 600
+    assert ledger["as_of"] == info["as_of"]
+    balance = json.loads(run(app, "ledger", "balance", "-w", root, "--json").stdout)
+    receivable_fen = round(float(balance["balances"]["loans_receivable"]) * 100)
+    assert receivable_fen == sum(r["balance_fen"] for r in open_rows)
+    assert run(app, "ledger", "verify", "-w", root).exit_code == 0
+
+
+def test_a_book_is_never_loaded_twice_into_one_ledger(app, tmp_path: Path) -> None:
+    root = str(tmp_path / "ws")
+    run(app, "init", root)
+    assert run(app, "generate", "--customers", "200", "--months", "4", "-w", root, "--load-ledger").exit_code == 0
+    again = run(app, "generate", "--customers", "300", "--months", "4", "-w", root, "--load-ledger")
+    assert again.exit_code == 2
+    assert "already holds" in again.stderr
+    assert json.loads(run(app, "info", "-w", root, "--json").stdout)["book"]["config"]["customers"] == 200

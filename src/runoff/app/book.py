@@ -6,20 +6,30 @@ in this process or on a Dask cluster. The per-partition functions are module-lev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from sqlalchemy import Connection, func, select
 
+from runoff.errors import Conflict, NotFound
 from runoff.portfolio import generator
 from runoff.portfolio.calibration import Calibration, calibration_partition, merge_calibration
 from runoff.portfolio.generator import BookConfig, book_truth, product_catalogue
+from runoff.portfolio.positions import open_positions
 from runoff.portfolio.schemas import TABLES
 from runoff.portfolio.summary import BookSummary, PartialSummary, merge_summaries, summarise_partition
 from runoff.store.executors import run_partitions
+from runoff.store.ledger.bulk import load_book
+from runoff.store.ledger.models import loans as ledger_loans
 from runoff.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from runoff.app.context import AppContext
 
 BOOK_FILE = "book.json"
 TRUTH_DIR = "truth"
@@ -159,3 +169,134 @@ def book_calibration(workspace: Workspace, *, scheduler: str | None = None) -> C
     """The book's delinquency figures beside the published ranges it is calibrated to."""
     tasks = [InfoTask(str(workspace.root.resolve()), p) for p in workspace.partitions("performance")]
     return run_partitions(calibration_partition_task, tasks, merge_calibration, scheduler=scheduler)
+
+
+# --- ledger --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLoadResult:
+    """What went into the ledger: open loans at ``as_of`` with their customers and credit lines."""
+
+    as_of: date
+    customers: int
+    accounts: int
+    loans: int
+    installments: int
+    journal_entries: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of,
+            "customers": self.customers,
+            "accounts": self.accounts,
+            "loans": self.loans,
+            "installments": self.installments,
+            "journal_entries": self.journal_entries,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def load_ledger(
+    workspace: Workspace, ctx: AppContext, *, actor: str = "generate", progress: Progress | None = None
+) -> LedgerLoadResult:
+    """Put the book's current positions (open loans at the last month end) into the ledger, in one transaction.
+
+    Partition by partition: positions are rebuilt from the tables (:func:`runoff.portfolio.positions.open_positions`)
+    and written with the ledger's bulk path. A ledger that already holds loans is refused, so a book is never
+    loaded twice.
+    """
+    partitions = workspace.partitions("loans")
+    if not partitions:
+        raise NotFound(f"no book in {workspace.data_dir}; run `runoff generate` first")
+    as_of = workspace.scan("performance").select(pl.col("month_end").max()).collect().item()
+    started = time.perf_counter()
+    totals = dict.fromkeys(("customers", "accounts", "loans", "installments", "journal_entries"), 0)
+    with ctx.uow() as uow:
+        conn = uow.connection
+        _refuse_a_second_book(conn)
+        products = list(product_catalogue())
+        for k, p in enumerate(partitions, start=1):
+            loans, inst = open_positions(
+                loans=workspace.scan("loans", p),
+                installments=workspace.scan("installments", p),
+                payments=workspace.scan("payments", p),
+                performance=workspace.scan("performance", p),
+                as_of=as_of,
+            )
+            customers = workspace.read_partition("customers", p)
+            accounts = workspace.read_partition("accounts", p)
+            result = load_book(
+                conn,
+                loans_df=_ledger_loans(loans),
+                installments_df=_ledger_installments(inst),
+                products=products if k == 1 else (),
+                customers_df=customers.select(
+                    pl.col("customer_id").cast(pl.String).alias("id"), pl.col("city_tier").alias("region")
+                ),
+                accounts_df=accounts.select(
+                    pl.col("account_id").cast(pl.String).alias("id"),
+                    pl.col("customer_id").cast(pl.String),
+                    "credit_limit_fen",
+                    "status",
+                    "opened_on",
+                ),
+                as_of=as_of,
+                actor=actor,
+                now=uow.now(),
+            )
+            totals["customers"] += result.customers
+            totals["accounts"] += result.accounts
+            totals["loans"] += result.loans
+            totals["installments"] += result.installments
+            totals["journal_entries"] += result.journal_entries
+            if progress is not None:
+                progress(k, len(partitions))
+        uow.commit()
+    return LedgerLoadResult(as_of=as_of, seconds=time.perf_counter() - started, **totals)
+
+
+def ensure_ledger_empty(ctx: AppContext) -> None:
+    """Refuse early (before generating) when the ledger already holds loans."""
+    with ctx.uow(write=False) as uow:
+        _refuse_a_second_book(uow.connection)
+
+
+def _refuse_a_second_book(conn: Connection) -> None:
+    held = conn.execute(select(func.count()).select_from(ledger_loans)).scalar_one()
+    if held:
+        raise Conflict(
+            f"the ledger already holds {held:,} loans; load a generated book into a fresh workspace "
+            "(runoff init NEW_DIR, then runoff generate ... --load-ledger)"
+        )
+
+
+def _ledger_loans(loans: pl.DataFrame) -> pl.DataFrame:
+    return loans.select(
+        pl.col("loan_id").cast(pl.String).alias("id"),
+        pl.col("customer_id").cast(pl.String),
+        pl.col("account_id").cast(pl.String),
+        "product_id",
+        "principal_fen",
+        pl.col("originated_on").alias("start_date"),
+        pl.col("term_months").cast(pl.Int32).alias("term"),
+    )
+
+
+def _ledger_installments(inst: pl.DataFrame) -> pl.DataFrame:
+    return inst.select(
+        pl.col("loan_id").cast(pl.String),
+        pl.col("number").cast(pl.Int32),
+        pl.col("due_on").alias("due_date"),
+        pl.col("principal_fen").alias("principal_due_fen"),
+        pl.col("interest_fen").alias("interest_due_fen"),
+        pl.col("fee_fen").alias("fee_due_fen"),
+        "principal_paid_fen",
+        "interest_paid_fen",
+        "fee_paid_fen",
+        "interest_waived_fen",
+        "fee_waived_fen",
+        "penalty_accrued_fen",
+        "penalty_paid_fen",
+    )

@@ -13,7 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runoff.app import book
+from runoff.app.context import build_context
 from runoff.cli.output import JsonOption, emit, err_console, fail
+from runoff.config import Settings
 from runoff.errors import InvalidInput, RunoffError, describe_validation_error
 from runoff.portfolio.generator import BookConfig
 from runoff.portfolio.summary import BookSummary
@@ -118,18 +120,37 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Root seed: the same seed gives the same book byte for byte."),
         start: str = typer.Option("2024-01", "--start", help="First month of the book, YYYY-MM."),
         no_stress: bool = typer.Option(False, "--no-stress", help="Leave out the stress episode."),
+        load_ledger: bool = typer.Option(
+            False, "--load-ledger", help="Then load the open loans' current positions into the workspace's ledger."
+        ),
         workspace_dir: Path | None = WorkspaceOption,
         scheduler: str | None = SchedulerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Generate a synthetic book (customers, loans, schedules, payments, month-end performance)."""
         try:
+            if load_ledger:  # refuse before generating, so the tables and the ledger never disagree
+                with build_context(Settings(workspace=locate_workspace(workspace_dir))) as ctx:
+                    book.ensure_ledger_empty(ctx)
             result = _generate(customers, months, seed, start, no_stress, workspace_dir, scheduler, as_json)
+            loaded = _load_ledger(workspace_dir, quiet=as_json) if load_ledger else None
         except RunoffError as exc:
             fail(exc, as_json=as_json)
             return
+        out = result.as_dict()
+        if loaded is not None:
+            out["ledger"] = loaded.as_dict()
 
-        emit(result.as_dict(), as_json=as_json, render=lambda c: _render_generate(result, c))
+        def render(c: Console) -> None:
+            _render_generate(result, c)
+            if loaded is not None:
+                c.print(
+                    f"ledger: {loaded.loans:,} open loans with {loaded.installments:,} installments, "
+                    f"{loaded.customers:,} customers, {loaded.accounts:,} credit lines as of {loaded.as_of} "
+                    f"({loaded.seconds:.1f} s)"
+                )
+
+        emit(out, as_json=as_json, render=render)
 
     @app.command("info")
     def info(
@@ -178,6 +199,17 @@ def _generate(
         with bar:
             return book.generate_book(workspace, config, scheduler=scheduler_address(scheduler), progress=update)
     return book.generate_book(workspace, config, scheduler=scheduler_address(scheduler))
+
+
+def _load_ledger(workspace_dir: Path | None, *, quiet: bool) -> book.LedgerLoadResult:
+    root = locate_workspace(workspace_dir)
+    workspace = Workspace.open(root)
+    with build_context(Settings(workspace=root)) as ctx:
+        bar, update = _progress_bar("loading the ledger", quiet=quiet)
+        if bar is not None:
+            with bar:
+                return book.load_ledger(workspace, ctx, progress=update)
+        return book.load_ledger(workspace, ctx)
 
 
 def _render_generate(result: book.GenerateResult, c: Console) -> None:
