@@ -34,12 +34,24 @@ def book_loans(accepted: pl.DataFrame) -> pl.DataFrame:
     frame = accepted.with_columns(
         c("account_id").fill_null(c("customer_id")),
         c("product_id").fill_null(pl.lit("tape-") + c("method")),
-        c("first_due_on").fill_null(_months_after(c("originated_on"), pl.lit(1))),
-        c("maturity_on").fill_null(_months_after(c("originated_on"), c("term_months"))),
         c("originated_on").dt.strftime("%Y-%m").alias("vintage"),
         _book_status().alias("status"),
     )
+    frame = _filled(frame, "first_due_on", c("originated_on").dt.offset_by("1mo"))
+    frame = _filled(frame, "maturity_on", _months_after(c("originated_on"), c("term_months")))
     return LOANS.conform(frame)
+
+
+def _filled(frame: pl.DataFrame, name: str, derived: pl.Expr) -> pl.DataFrame:
+    """``frame`` with the nulls of column ``name`` filled by ``derived``, computed for those rows only."""
+    nulls = frame.get_column(name).null_count()
+    if nulls == 0:
+        return frame
+    if nulls == frame.height:
+        return frame.with_columns(derived.cast(frame.schema[name]).alias(name))
+    rows = frame.select(pl.arg_where(pl.col(name).is_null())).to_series()
+    values = frame[rows].select(derived.cast(frame.schema[name])).to_series()
+    return frame.with_columns(frame.get_column(name).clone().scatter(rows, values))
 
 
 def _book_status() -> pl.Expr:
