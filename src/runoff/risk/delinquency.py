@@ -164,6 +164,7 @@ PARTITION_COLUMNS: tuple[str, ...] = (
     "overdue_principal_fen",
     "overdue_amount_fen",
     "charged_off_fen",
+    "due_fen",
     "paid_principal_fen",
     "paid_interest_fen",
     "paid_fee_fen",
@@ -223,8 +224,8 @@ class PartitionBook:
 
     ``rows`` is sorted by (loan_id, month_end) and holds: ``loan_id``, ``customer_id``, ``month_end``,
     ``month`` (:func:`month_index`), ``mob``, ``state`` (code into :data:`STATES`), ``bucket`` (code
-    into :data:`ROW_BUCKETS`), ``balance_fen`` (principal), ``overdue_principal_fen``,
-    ``overdue_amount_fen``, ``charged_off_fen``, ``paid_fen`` (everything received in the month),
+    into :data:`ROW_BUCKETS`), ``dpd``, ``balance_fen`` (principal), ``overdue_principal_fen``,
+    ``overdue_amount_fen``, ``charged_off_fen``, ``due_fen``, ``paid_fen`` (everything received in the month),
     ``customer`` (dense customer number within the partition) and one ``seg_<dimension>`` code per
     dimension, whose value is ``segments[dimension][code]``.
     """
@@ -312,10 +313,12 @@ def prepare_book(
             month_index(pl.col("month_end")).alias("month"),
             pl.col("mob").cast(pl.Int32),
             state_code().alias("state"),
+            pl.col("dpd").cast(pl.Int32),
             pl.col("principal_balance_fen").alias("balance_fen"),
             "overdue_principal_fen",
             "overdue_amount_fen",
             "charged_off_fen",
+            "due_fen",
             (
                 pl.col("paid_principal_fen")
                 + pl.col("paid_interest_fen")
