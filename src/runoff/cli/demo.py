@@ -1,9 +1,45 @@
-"""`runoff` commands of the demo group."""
+"""`runoff demo`: the main job on a fresh workspace, ending with where its reports are."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import typer
+from rich.panel import Panel
+
+from runoff.app.demo import StepResult, run_demo
+from runoff.cli.output import JsonOption, console, emit
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to ``app``."""
+    """Add ``demo`` to ``app``."""
+
+    @app.command("demo")
+    def demo(
+        workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "-w", help="Folder to (re)create."),
+        examples: Path = typer.Option(Path("examples"), "--examples", help="The examples folder (products, plans)."),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Run the whole wind-down on a generated book in a fresh workspace (the main job)."""
+        started = time.perf_counter()
+
+        def show(step: StepResult) -> None:
+            if not as_json:
+                console.print(Panel("\n".join(step.lines), title=step.title, title_align="left"))
+
+        steps = run_demo(workspace, examples, report=show)
+        outputs = [o for s in steps for o in s.outputs]
+        summary = {
+            "workspace": str(workspace.resolve()),
+            "seconds": round(time.perf_counter() - started, 1),
+            "steps": [{"title": s.title, "data": s.data, "outputs": s.outputs} for s in steps],
+            "outputs": outputs,
+        }
+
+        def render(c: object) -> None:
+            console.print(f"[bold]demo finished in {summary['seconds']} s[/bold]; workspace: {summary['workspace']}")
+            for path in outputs:
+                console.print(f"  report: {path}")
+
+        emit(summary, as_json=as_json, render=render)
