@@ -142,8 +142,6 @@ def run_demo(root: Path, examples: Path, *, report: Reporter) -> list[StepResult
     products = load_products(examples / "products")
     steps: list[StepResult] = []
     with build_context(settings) as ctx:
-        for run_step in (lambda: worked_servicing_example(ctx, products),):
-            result = run_step()
-            steps.append(result)
-            report(result)
+        steps.append(worked_servicing_example(ctx, products))
+        report(steps[-1])
     return steps
