@@ -231,7 +231,7 @@ def load_ledger(
                 conn,
                 loans_df=_ledger_loans(loans),
                 installments_df=_ledger_installments(inst),
-                products=products if k == 1 else (),
+                products=products,  # registering again finds the stored version
                 customers_df=customers.select(
                     pl.col("customer_id").cast(pl.String).alias("id"), pl.col("city_tier").alias("region")
                 ),
