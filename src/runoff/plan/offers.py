@@ -22,7 +22,7 @@ income; a settlement when what is paid now is at most ``max_settlement_to_income
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from runoff.errors import InvalidInput, RunoffError
-from runoff.money import RoundingMode, quantize, to_minor
+from runoff.money import RoundingMode, to_minor
 from runoff.plan.model import (
     EarlySettlementOption,
     ExtensionOption,
@@ -49,27 +49,18 @@ from runoff.plan.pricing import (
     settle,
     settlement_apr,
 )
+from runoff.plan.quoting import OptionSpec, quote_columns, quote_option, restructured_price
+from runoff.plan.value import quote_value, schedule_value
 from runoff.servicing.position import LoanPosition
-from runoff.servicing.product import (
-    Component,
-    GraceKind,
-    InterestBasis,
-    Method,
-    Product,
-    SettlementInterest,
-)
-from runoff.servicing.quotes import Quote, early_settlement, extension, restructure
+from runoff.servicing.product import GraceKind, InterestBasis, Method, Product, SettlementInterest
 from runoff.servicing.vectorized import METHOD_CODES, RATE_SCALE, rate_units
 
-OptionSpec = EarlySettlementOption | ExtensionOption | RestructuringOption | HardshipHolidayOption
 LoanKey = Any
 PositionSource = Callable[[Sequence[LoanKey]], Mapping[LoanKey, LoanPosition]]
 """Gives the servicing positions of some loans (the exact path): from the ledger, or rebuilt from rows."""
 
 CANDIDATE_COLUMNS = ("segment", "pd", "income_fen", "account_payment_fen", "region", "ev_original")
 """Columns the pricer needs besides :func:`runoff.plan.loan_state.loan_states`' (from the account features)."""
-
-DAYS_PER_MONTH = 365.25 / 12
 
 OFFER_SCHEMA: dict[str, pl.DataType] = {
     "offer_id": pl.String(),
@@ -143,103 +134,6 @@ class OfferBook:
 
 
 # --- option terms per loan ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Repricing:
-    """The method and price a re-schedule uses for one loan, or why it cannot be offered."""
-
-    method: Method | None
-    annual_rate: Decimal | None
-    fee_rate: Decimal | None
-    problem: str | None = None
-
-
-def restructured_price(
-    option: RestructuringOption, method: Method, annual_rate: Decimal | None, fee_rate: Decimal | None
-) -> Repricing:
-    """The new method and price: the option's, converting a flat-fee loan given an annual rate to
-    equal-installment (and an interest loan given a fee rate to flat-fee); otherwise the loan's own."""
-    new = option.method
-    if new is None:
-        if option.annual_rate is not None and method is Method.FLAT_FEE:
-            new = Method.EQUAL_INSTALLMENT
-        elif option.fee_rate is not None and method is not Method.FLAT_FEE:
-            new = Method.FLAT_FEE
-        else:
-            new = method
-    if new is Method.FLAT_FEE:
-        fee = option.fee_rate if option.fee_rate is not None else fee_rate if method is Method.FLAT_FEE else None
-        if fee is None:
-            return Repricing(None, None, None, f"option {option.id} turns the loan flat-fee without a `fee_rate`")
-        return Repricing(new, None, fee)
-    rate = (
-        option.annual_rate if option.annual_rate is not None else annual_rate if method is not Method.FLAT_FEE else None
-    )
-    if rate is None:
-        return Repricing(None, None, None, f"option {option.id} re-prices a flat-fee loan without an `annual_rate`")
-    return Repricing(new, rate, None)
-
-
-def _decimal_rate(value: object) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(str(value))
-
-
-def quote_option(position: LoanPosition, option: OptionSpec, *, as_of: date) -> Quote:
-    """The Decimal quote of ``option`` for one loan on ``as_of`` (what acceptance applies)."""
-    if isinstance(option, EarlySettlementOption):
-        gross = early_settlement(position, as_of=as_of, waive_penalties=option.waive_penalties)
-        future = position.not_yet_due(as_of)
-        remaining = sum((max(i.outstanding(Component.PRINCIPAL), Decimal(0)) for i in future), Decimal("0.00"))
-        mode = position.product.rounding.mode
-        discount = quantize(option.discount_rate * remaining, mode)
-        if option.waive_settlement_fee:
-            rule = position.product.early_settlement
-            discount += quantize(rule.fee_rate_of_remaining_principal * remaining, mode) + rule.flat_fee
-        discount = min(discount, gross.due_now.total)
-        if discount == 0:
-            return gross
-        return early_settlement(position, as_of=as_of, discount=discount, waive_penalties=option.waive_penalties)
-    if isinstance(option, ExtensionOption):
-        return extension(position, as_of=as_of, extra_periods=option.extra_months)
-    method = position.product.method
-    annual = position.contract_annual_rate
-    fee = position.contract_fee_rate
-    if isinstance(option, HardshipHolidayOption):
-        left = len(position.not_yet_due(as_of))
-        if left == 0:
-            raise InvalidInput(
-                f"`option`: loan {position.loan_id} has no installment left to defer; a hardship holiday "
-                "needs at least one installment not yet due",
-                field="option",
-            )
-        return restructure(
-            position,
-            as_of=as_of,
-            term=left + option.months,
-            grace_periods=option.months,
-            waive_penalties=option.waive_penalties,
-            capitalize_overdue=option.capitalize_overdue,
-        )
-    price = restructured_price(option, method, annual, fee)
-    if price.problem is not None:
-        raise InvalidInput(f"`option`: {price.problem}", field="option")
-    return restructure(
-        position,
-        as_of=as_of,
-        term=option.term_months,
-        annual_rate=price.annual_rate,
-        fee_rate=price.fee_rate,
-        method=price.method,
-        waive_penalties=option.waive_penalties,
-        haircut=option.haircut,
-        grace_periods=option.grace_months,
-        capitalize_overdue=option.capitalize_overdue,
-    )
 
 
 # --- product terms as columns ---------------------------------------------------------------------------------------
@@ -497,41 +391,6 @@ def _methods(codes: np.ndarray) -> list[Method]:
     return [by_code[int(c)] for c in codes]
 
 
-def _survival_and_discount(pd: np.ndarray, months: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """S(t) = (1 − pd)^(t/12) (constant monthly hazard) and v(t) = (1 + r/12)^−t for months ``t``."""
-    monthly_rate = float(plan.assumptions.discount_rate) / 12
-    keep = np.clip(1.0 - np.nan_to_num(pd, nan=0.0), 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        survival = np.power(keep[:, None] if months.ndim == 2 else keep, months / 12.0)
-    discount = np.power(1.0 + monthly_rate, -months)
-    return survival, discount
-
-
-def schedule_value(
-    totals: np.ndarray,
-    balance_after: np.ndarray,
-    principal: np.ndarray,
-    due: np.ndarray,
-    mask: np.ndarray,
-    pd: np.ndarray,
-    *,
-    as_of: date,
-    plan: Plan,
-) -> np.ndarray:
-    """Σ c_k v(t_k) S(t_k) + (1 − LGD) Σ B_{k−1} (S(t_{k−1}) − S(t_k)) v(t_k), per loan, in fen."""
-    today = np.datetime64(as_of, "D")
-    days = np.where(mask, (due - today).astype("timedelta64[D]").astype(np.float64), 0.0)
-    months = np.maximum(days, 0.0) / DAYS_PER_MONTH
-    survival, discount = _survival_and_discount(pd, months, plan)
-    survival = np.where(mask, survival, 0.0)
-    previous = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, :-1]], axis=1)
-    before = np.concatenate([principal[:, None], balance_after[:, :-1]], axis=1).astype(np.float64)
-    recovered = (1.0 - float(plan.assumptions.lgd)) * before * np.where(mask, previous - survival, 0.0) * discount
-    paid = totals * survival * discount
-    value: np.ndarray = (paid + recovered).sum(axis=1)
-    return value
-
-
 # --- orchestration --------------------------------------------------------------------------------------------------
 
 
@@ -735,7 +594,7 @@ def _price_exactly(
             continue
         row = quote_columns(quote, position, option)
         pd = float(rows.get_column("pd")[k] or 0.0) * float(option.pd_multiplier)
-        row["ev_option"] = _quote_value(quote, min(pd, 1.0), as_of=as_of, plan=plan)
+        row["ev_option"] = quote_value(quote, min(pd, 1.0), as_of=as_of, plan=plan)
         for name, value in row.items():
             priced.setdefault(name, []).append(value)
         good.append(k)
@@ -744,89 +603,6 @@ def _price_exactly(
         return None, skipped
     arrays = {name: np.asarray(values) for name, values in priced.items()}
     return _rows(rows[good], arrays, option, plan, as_of, exact=True), skipped
-
-
-def quote_columns(quote: Quote, position: LoanPosition, option: OptionSpec) -> dict[str, Any]:
-    """A Decimal quote as one row of the offers table's priced columns (fen)."""
-    due = quote.due_now
-    schedule = quote.schedule
-    settling = isinstance(option, EarlySettlementOption)
-    apr = quote.apr
-    method = schedule.method.value if not settling else position.product.method.value
-    flat = schedule.method is Method.FLAT_FEE
-    rate = None
-    fee = None
-    if not settling:
-        rate = None if flat else position.contract_annual_rate
-        fee = position.contract_fee_rate if flat else None
-        if isinstance(option, RestructuringOption):
-            price = restructured_price(
-                option, position.product.method, position.contract_annual_rate, position.contract_fee_rate
-            )
-            rate, fee = price.annual_rate, price.fee_rate
-    remaining = accrued = charged = settlement_fee = Decimal(0)
-    if settling:
-        remaining = sum(
-            (max(i.outstanding(Component.PRINCIPAL), Decimal(0)) for i in position.not_yet_due(quote.as_of)),
-            Decimal("0.00"),
-        )
-        rule = position.product.early_settlement
-        settlement_fee = quantize(rule.fee_rate_of_remaining_principal * remaining, position.product.rounding.mode)
-        settlement_fee += rule.flat_fee
-        charged = early_settlement(position, as_of=quote.as_of).due_now.interest
-        accrued = charged
-        if rule.interest is not SettlementInterest.ACCRUED_TO_DATE:
-            to_date = rule.model_copy(update={"interest": SettlementInterest.ACCRUED_TO_DATE})
-            product = position.product.model_copy(update={"early_settlement": to_date})
-            accrued = early_settlement(replace(position, product=product), as_of=quote.as_of).due_now.interest
-    installments = schedule.installments
-    return {
-        "method": method,
-        "term": len(installments),
-        "annual_rate": float(rate) if rate is not None else np.nan,
-        "fee_rate": float(fee) if fee is not None else np.nan,
-        "principal_fen": to_minor(schedule.principal),
-        "due_now_principal_fen": to_minor(due.principal),
-        "due_now_interest_fen": to_minor(due.interest),
-        "due_now_fee_fen": to_minor(due.fee),
-        "due_now_penalty_fen": to_minor(due.penalty),
-        "waived_fen": to_minor(due.waived),
-        "credit_applied_fen": to_minor(quote.credit_applied),
-        "pay_now_fen": to_minor(quote.pay_now),
-        "schedule_total_fen": 0 if settling else to_minor(schedule.total_payable),
-        "total_cost_fen": to_minor(quote.total_cost),
-        "forgiven_principal_fen": to_minor(quote.forgiven_principal),
-        "capitalized_fen": to_minor(quote.capitalized),
-        "installment_fen": to_minor(due.total if settling else max(i.total for i in installments)),
-        "first_due": quote.as_of if settling else installments[0].due_date,
-        "maturity": quote.as_of if settling else installments[-1].due_date,
-        "apr_nominal": float(apr.nominal) if apr is not None else np.nan,
-        "apr_effective": float(apr.effective) if apr is not None else np.nan,
-        "interest_charged_fen": to_minor(charged),
-        "interest_accrued_fen": to_minor(accrued),
-        "settlement_fee_fen": to_minor(settlement_fee),
-        "amount_repaid_early_fen": to_minor(remaining),
-    }
-
-
-def _quote_value(quote: Quote, pd: float, *, as_of: date, plan: Plan) -> float:
-    if quote.kind.value == "early-settlement":
-        return float(to_minor(quote.due_now.total))
-    inst = quote.schedule.installments
-    totals = np.asarray([[to_minor(i.total) for i in inst]], dtype=np.float64)
-    after = np.asarray([[to_minor(i.balance_after) for i in inst]], dtype=np.int64)
-    due = np.asarray([[i.due_date for i in inst]], dtype="datetime64[D]")
-    value = schedule_value(
-        totals,
-        after,
-        np.asarray([to_minor(quote.schedule.principal)]),
-        due,
-        np.ones_like(totals, dtype=np.bool_),
-        np.asarray([pd]),
-        as_of=as_of,
-        plan=plan,
-    )
-    return float(to_minor(quote.due_now.total)) + float(value[0])
 
 
 def _finish(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
@@ -850,52 +626,7 @@ def _finish(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
         ratio.alias("payment_to_income_after"),
         (ratio <= limit).alias("affordable"),
     ).with_columns((pl.col("take_up") * pl.col("ev_gain")).alias("expected_value"))
+    out = out.with_columns(
+        pl.col(c).fill_nan(None) for c in ("apr_nominal", "apr_effective", "annual_rate", "fee_rate")
+    )
     return out.select([pl.col(name).cast(dtype) for name, dtype in OFFER_SCHEMA.items()])
-
-
-def original_schedule_value(
-    installments: pl.DataFrame, states: pl.DataFrame, *, as_of: date, plan: Plan
-) -> pl.DataFrame:
-    """The value to the lender of each loan carrying on as written (the default action), in fen.
-
-    ``installments`` are the rows :func:`~runoff.plan.loan_state.loan_states` read; ``states`` gives each
-    loan's ``pd`` and ``penalty_fen``. Unpaid amounts already due count at the offer date.
-    """
-    a = plan.assumptions
-    keep = (pl.lit(1.0) - pl.col("pd").fill_null(0.0)).clip(0.0, 1.0)
-    waived = [c for c in ("principal_waived_fen", "interest_waived_fen", "fee_waived_fen") if c in installments.columns]
-    owed_principal = pl.col("principal_fen") - pl.col("principal_paid_fen")
-    owed = (
-        owed_principal
-        + pl.col("interest_fen")
-        - pl.col("interest_paid_fen")
-        + pl.col("fee_fen")
-        - pl.col("fee_paid_fen")
-    )
-    for name in waived:
-        owed = owed - pl.col(name)
-        if name == "principal_waived_fen":
-            owed_principal = owed_principal - pl.col(name)
-    months = ((pl.col("due_on") - pl.lit(as_of)).dt.total_days().clip(0) / DAYS_PER_MONTH).alias("t")
-    key = states.schema["loan_id"]
-    frame = (
-        installments.with_columns(pl.col("loan_id").cast(key))
-        .join(states.select("loan_id", "pd", "penalty_fen"), on="loan_id", how="inner")
-        .sort("loan_id", "number")
-        .with_columns(months, owed.clip(0).alias("owed"), owed_principal.clip(0).alias("owed_principal"))
-        .with_columns(
-            keep.pow(pl.col("t") / 12).alias("s"),
-            pl.lit(1.0 + float(a.discount_rate) / 12).pow(-pl.col("t")).alias("v"),
-            pl.col("owed_principal").reverse().cum_sum().reverse().over("loan_id").alias("before"),
-        )
-        .with_columns(pl.col("s").shift(1, fill_value=1.0).over("loan_id").alias("s_prev"))
-    )
-    recovery = (1.0 - float(a.lgd)) * pl.col("before") * (pl.col("s_prev") - pl.col("s")) * pl.col("v")
-    return (
-        frame.group_by("loan_id", maintain_order=True)
-        .agg(
-            ((pl.col("owed") * pl.col("s") * pl.col("v")) + recovery).sum().alias("ev_schedule"),
-            pl.col("penalty_fen").first(),
-        )
-        .select("loan_id", (pl.col("ev_schedule") + pl.col("penalty_fen")).alias("ev_original"))
-    )
