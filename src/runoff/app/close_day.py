@@ -38,6 +38,7 @@ from runoff.store.ledger.daily_close import (
     fail_close,
     finish_close,
     last_close,
+    open_loans,
     reset_current,
     start_close,
 )
@@ -64,7 +65,7 @@ class CloseDayResult:
     entries: int
     capped_loans: int
     cured_loans: int
-    by_bucket: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_bucket: dict[str, dict[str, int | None]] = field(default_factory=dict)
     seconds: float = 0.0
     already_closed: bool = False
 
@@ -90,7 +91,10 @@ class CloseDayResult:
             "capped_loans": self.capped_loans,
             "cured_loans": self.cured_loans,
             "by_bucket": {
-                b: {"loans": v["loans"], "principal": str(from_minor(v["principal_fen"]))}
+                b: {
+                    "loans": v["loans"],
+                    "principal": None if v["principal_fen"] is None else str(from_minor(v["principal_fen"])),
+                }
                 for b, v in self.by_bucket.items()
             },
             "seconds": round(self.seconds, 3),
@@ -208,7 +212,7 @@ def _close(
         entries=aging.entries + credit.entries,
         capped_loans=aging.capped_loans,
         cured_loans=cured,
-        by_bucket=book_by_bucket(conn),
+        by_bucket=book_by_bucket(open_loans(conn), aging),
     )
     finish_close(
         conn,

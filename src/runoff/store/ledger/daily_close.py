@@ -26,6 +26,7 @@ the cap's cents trim go through ``accrue_penalty_day`` itself; a loan whose cap 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,7 +34,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
+import polars as pl
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 
 from runoff.money import RoundingMode, to_minor
 from runoff.servicing.allocation import apply_allocation, apply_credit
@@ -48,12 +50,17 @@ from runoff.servicing.delinquency import (
 )
 from runoff.servicing.position import ZERO
 from runoff.servicing.product import PenaltyBase
+from runoff.store.ledger.bulk import write_frame
 from runoff.store.ledger.journal import JournalEntry, post_entries
 from runoff.store.ledger.models import (
+    EntryKind,
+    LedgerAccount,
     LoanStatus,
     allocations,
     audit_log,
     installments,
+    journal_entries,
+    journal_lines,
     ledger_closes,
     loans,
     products,
@@ -67,6 +74,7 @@ from runoff.store.ledger.repost import (
     loan_position_columns,
     penalty_entry,
 )
+from runoff.store.ledger.sequences import reserve_ids
 
 DEFAULT_CHUNK = 20_000
 PPB = 10**9
@@ -284,7 +292,8 @@ class AgingTotals:
     entries: int = 0
     capped_loans: int = 0  # computed on positions: the cap bound before the close date
     pages: int = 0
-    by_bucket: dict[str, int] = field(default_factory=dict)
+    by_bucket: dict[str, int] = field(default_factory=dict)  # overdue loans by bucket
+    principal_by_bucket: dict[str, int] = field(default_factory=dict)  # their outstanding principal, fen
 
 
 def delinquent_count(conn: Connection, as_of: date) -> int:
@@ -338,6 +347,7 @@ def _page(conn: Connection, as_of: date, after: str | None, size: int) -> Sequen
             ln.c.oldest_unpaid_due_date,
             ln.c.penalty_charged_fen,
             ln.c.penalty_accrued_until,
+            ln.c.outstanding_principal_fen,
             p.c.penalty_base,
             p.c.penalty_daily_rate_ppb,
             p.c.penalty_grace_days,
@@ -518,61 +528,66 @@ def _age_page(
     )
     dpd = x - oldest
     bucket_codes = buckets_of(dpd)
-    bucket_names = [b.value for b in BUCKETS]
 
     changed = np.flatnonzero(delta)
-    installment_updates = [
-        (ids[int(code[k])], int(page[int(code[k])].schedule_version), int(number[k]), int(new[k])) for k in changed
-    ]
-    loan_updates = [
-        (
-            ids[k],
-            int(dpd[k]),
-            bucket_names[int(bucket_codes[k])],
-            int(overdue_principal[k]),
-            int(overdue_amount[k]),
-            int(charged[k] + loan_delta[k]),
-            page[k].penalty_accrued_until if ahead[k] else as_of,
-            as_of,
-            now,
-        )
-        for k in range(n_loans)
-    ]
-    entries = [
-        penalty_entry(
-            ids[k], int(loan_delta[k]), value_date=as_of, version=int(page[int(k)].schedule_version), close_id=close_id
-        )
-        for k in np.flatnonzero(loan_delta)
-    ]
+    id_array = np.array(ids, dtype=object)
+    version = np.array([r.schedule_version for r in page], dtype=np.int64)
     bulk_update(
-        conn, installments, ("loan_id", "schedule_version", "number"), ("penalty_accrued_fen",), installment_updates
+        conn,
+        installments,
+        ("loan_id", "schedule_version", "number"),
+        pl.DataFrame(
+            {
+                "loan_id": id_array[code[changed]].tolist(),
+                "schedule_version": version[code[changed]],
+                "number": number[changed],
+                "penalty_accrued_fen": new[changed],
+            }
+        ),
     )
+    until = [r.penalty_accrued_until if a else as_of for r, a in zip(page, ahead.tolist(), strict=True)]
+    bucket_names = np.array([b.value for b in BUCKETS], dtype=object)
     bulk_update(
         conn,
         loans,
         ("id",),
-        (
-            "dpd",
-            "bucket",
-            "overdue_principal_fen",
-            "overdue_amount_fen",
-            "penalty_charged_fen",
-            "penalty_accrued_until",
-            "last_closed_on",
-            "updated_at",
+        pl.DataFrame(
+            {
+                "id": ids,
+                "dpd": dpd,
+                "bucket": bucket_names[bucket_codes].tolist(),
+                "overdue_principal_fen": overdue_principal,
+                "overdue_amount_fen": overdue_amount,
+                "penalty_charged_fen": charged + loan_delta,
+                "penalty_accrued_until": pl.Series(until, dtype=pl.Date),
+                "last_closed_on": pl.Series([as_of] * n_loans, dtype=pl.Date),
+                "updated_at": pl.Series([now] * n_loans),
+            }
         ),
-        loan_updates,
     )
-    post_entries(conn, entries, actor=actor, posted_at=now)
+    charged_rows = np.flatnonzero(loan_delta)
+    post_penalty_entries(
+        conn,
+        loan_ids=id_array[charged_rows].tolist(),
+        versions=version[charged_rows],
+        amounts_fen=loan_delta[charged_rows],
+        value_date=as_of,
+        close_id=close_id,
+        actor=actor,
+        now=now,
+    )
 
     totals.loans += n_loans
-    totals.loans_charged += len(entries)
+    totals.loans_charged += len(charged_rows)
     totals.installments_charged += len(changed)
     totals.penalty_fen += int(loan_delta.sum())
-    totals.entries += len(entries)
-    for b, count in zip(*np.unique(bucket_codes, return_counts=True), strict=True):
-        name = bucket_names[int(b)]
-        totals.by_bucket[name] = totals.by_bucket.get(name, 0) + int(count)
+    totals.entries += len(charged_rows)
+    outstanding = np.array([r.outstanding_principal_fen for r in page], dtype=np.int64)
+    for b in np.unique(bucket_codes):
+        name = str(bucket_names[int(b)])
+        mask = bucket_codes == b
+        totals.by_bucket[name] = totals.by_bucket.get(name, 0) + int(mask.sum())
+        totals.principal_by_bucket[name] = totals.principal_by_bucket.get(name, 0) + int(outstanding[mask].sum())
 
 
 def reset_current(conn: Connection, as_of: date, *, now: datetime) -> int:
@@ -602,58 +617,137 @@ def reset_current(conn: Connection, as_of: date, *, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def book_by_bucket(conn: Connection) -> dict[str, dict[str, int]]:
-    """Open loans and their outstanding principal by bucket, as the loans' columns say (after a close: as of it)."""
-    ln = loans
-    rows = conn.execute(
-        select(ln.c.bucket, func.count(), func.coalesce(func.sum(ln.c.outstanding_principal_fen), 0))
-        .where(ln.c.status == LoanStatus.OPEN.value)
-        .group_by(ln.c.bucket)
-    ).all()
-    found = {r[0]: {"loans": int(r[1]), "principal_fen": int(r[2])} for r in rows}
-    return {b.value: found.get(b.value, {"loans": 0, "principal_fen": 0}) for b in BUCKETS}
+def open_loans(conn: Connection) -> int:
+    """How many loans are open (an index-only count)."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(loans).where(loans.c.status == LoanStatus.OPEN.value)
+        ).scalar_one()
+    )
+
+
+def book_by_bucket(open_count: int, aging: AgingTotals) -> dict[str, dict[str, int | None]]:
+    """Open loans by bucket after a close, and the outstanding principal of the overdue ones (fen).
+
+    The overdue buckets come from the loans the close read; the rest of the open loans are current
+    (their principal is not summed: that would read every open loan's row).
+    """
+    overdue = sum(aging.by_bucket.values())
+    out: dict[str, dict[str, int | None]] = {
+        Bucket.CURRENT.value: {"loans": open_count - overdue, "principal_fen": None}
+    }
+    for bucket in BUCKETS[1:]:
+        out[bucket.value] = {
+            "loans": aging.by_bucket.get(bucket.value, 0),
+            "principal_fen": aging.principal_by_bucket.get(bucket.value, 0),
+        }
+    return out
 
 
 # --- bulk writes ------------------------------------------------------------------------------------------------------
 
 
-def bulk_update(
-    conn: Connection, table: Table, keys: Sequence[str], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Set ``columns`` on the rows of ``table`` matched by ``keys``; each row is the key values then the column values.
+def post_penalty_entries(
+    conn: Connection,
+    *,
+    loan_ids: Sequence[str],
+    versions: npt.NDArray[np.int64],
+    amounts_fen: IntArray,
+    value_date: date,
+    close_id: int | None,
+    actor: str,
+    now: datetime,
+) -> int:
+    """One penalty entry per loan (Dr penalty_receivable, Cr penalty_income; a negative amount the other way round).
 
-    PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM``; SQLite: one executemany.
+    The set-based twin of :func:`~runoff.store.ledger.journal.post_entries` for the close's many two-line
+    entries: balanced by construction, written with the ledger's bulk path.
     """
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_update(conn, table, keys, columns, rows)
-        return
-    stmt = (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
-        .values({c: bindparam(f"v_{c}") for c in columns})
+    n = len(loan_ids)
+    if n == 0:
+        return 0
+    ids = np.array(reserve_ids(conn, journal_entries, n), dtype=np.int64)
+    amount = np.abs(amounts_fen)
+    positive = amounts_fen > 0
+    heads = pl.DataFrame(
+        {
+            "id": ids,
+            "loan_id": list(loan_ids),
+            "value_date": pl.Series([value_date] * n, dtype=pl.Date),
+            "posted_at": pl.Series([now] * n),
+            "kind": [EntryKind.PENALTY_ACCRUAL.value] * n,
+            "schedule_version": versions,
+            "close_id": pl.Series([close_id] * n, dtype=pl.Int64),
+            "actor": [actor] * n,
+        }
     )
-    names = [f"k_{k}" for k in keys] + [f"v_{c}" for c in columns]
-    conn.execute(stmt, [dict(zip(names, row, strict=True)) for row in rows])
+    receivable = LedgerAccount.PENALTY_RECEIVABLE.value
+    income = LedgerAccount.PENALTY_INCOME.value
+    lines = pl.DataFrame(
+        {
+            "entry_id": np.concatenate([ids, ids]),
+            "loan_id": list(loan_ids) * 2,
+            "account": [receivable] * n + [income] * n,
+            "value_date": pl.Series([value_date] * (2 * n), dtype=pl.Date),
+            "debit_fen": np.concatenate([np.where(positive, amount, 0), np.where(positive, 0, amount)]),
+            "credit_fen": np.concatenate([np.where(positive, 0, amount), np.where(positive, amount, 0)]),
+        }
+    )
+    write_frame(conn, journal_entries, heads)
+    write_frame(conn, journal_lines, lines)
+    return n
+
+
+def bulk_update(conn: Connection, table: Table, keys: Sequence[str], frame: pl.DataFrame) -> None:
+    """Set the columns of ``frame`` other than ``keys`` on the rows of ``table`` that ``keys`` match.
+
+    PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM``; SQLite: one executemany of
+    plain tuples (dates and times as the ISO text SQLAlchemy stores there).
+    """
+    if frame.height == 0:
+        return
+    columns = [c for c in frame.columns if c not in keys]
+    if conn.dialect.name == "postgresql":
+        _copy_update(conn, table, keys, columns, frame)
+        return
+    frame = frame.select(*columns, *keys).with_columns(
+        [
+            pl.col(name).dt.strftime("%Y-%m-%d")
+            if dtype == pl.Date
+            else pl.col(name).dt.replace_time_zone(None).dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+            for name, dtype in frame.schema.items()
+            if dtype == pl.Date or isinstance(dtype, pl.Datetime)
+        ]
+    )
+    sets = ", ".join(f'"{c}" = ?' for c in columns)
+    match = " AND ".join(f'"{k}" = ?' for k in keys)
+    raw: Any = conn.connection.dbapi_connection  # sqlite3.Connection, inside the unit of work's transaction
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(f'UPDATE "{table.name}" SET {sets} WHERE {match}', frame.iter_rows())
+    finally:
+        cursor.close()
 
 
 def _copy_update(
-    conn: Connection, table: Table, keys: Sequence[str], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection, table: Table, keys: Sequence[str], columns: Sequence[str], frame: pl.DataFrame
 ) -> None:
     temp = f"close_{table.name}"
     names = [*keys, *columns]
-    spec = ", ".join(f"{c} {table.c[c].type.compile(dialect=conn.dialect)}" for c in names)
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {temp} ({spec}) ON COMMIT DROP")
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {temp} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    sets = ", ".join(f"{c} = s.{c}" for c in columns)
-    match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    conn.exec_driver_sql(f"UPDATE {table.name} AS t SET {sets} FROM {temp} AS s WHERE {match}")
-    conn.exec_driver_sql(f"DROP TABLE {temp}")
+    spec = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=conn.dialect)}' for c in names)
+    conn.exec_driver_sql(f'CREATE TEMPORARY TABLE "{temp}" ({spec}) ON COMMIT DROP')
+    buffer = io.BytesIO()
+    frame.select(names).write_csv(
+        buffer, include_header=False, null_value="", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z"
+    )
+    raw: Any = conn.connection.dbapi_connection  # psycopg.Connection, inside the unit of work's transaction
+    quoted = ", ".join(f'"{c}"' for c in names)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+        copy.write(buffer.getvalue())
+    sets = ", ".join(f'"{c}" = s."{c}"' for c in columns)
+    match = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+    conn.exec_driver_sql(f'UPDATE "{table.name}" AS t SET {sets} FROM "{temp}" AS s WHERE {match}')
+    conn.exec_driver_sql(f'DROP TABLE "{temp}"')
 
 
 __all__ = [
@@ -670,6 +764,8 @@ __all__ = [
     "fail_close",
     "finish_close",
     "last_close",
+    "open_loans",
+    "post_penalty_entries",
     "reset_current",
     "start_close",
 ]

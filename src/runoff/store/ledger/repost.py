@@ -650,12 +650,10 @@ def _plan_repost(
 # --- entry points ---------------------------------------------------------------------------------------------------
 
 
-def loans_to_repost(conn: Connection, *, as_of: date | None = None) -> list[str]:
-    """Open loans flagged for a repost (``repost_from`` set, on or before ``as_of`` when given), in id order."""
-    query = select(loans.c.id).where(loans.c.repost_from.is_not(None), loans.c.status == LoanStatus.OPEN.value)
-    if as_of is not None:
-        query = query.where(loans.c.repost_from <= as_of)
-    return [str(r) for r in conn.execute(query.order_by(loans.c.id)).scalars()]
+def loans_to_repost(conn: Connection, *, as_of: date) -> list[str]:
+    """Open loans flagged for a repost from a date on or before ``as_of``, in id order (one index range)."""
+    query = select(loans.c.id).where(loans.c.repost_from <= as_of, loans.c.status == LoanStatus.OPEN.value)
+    return sorted(str(r) for r in conn.execute(query).scalars())
 
 
 def repost_loans(
