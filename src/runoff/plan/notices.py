@@ -22,13 +22,13 @@ from enum import StrEnum
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from runoff.compliance.facts import Channel, ContentItem, NoticeType, OptionKind, ReferenceEvent
+from runoff.compliance.facts import Channel, NoticeType, OptionKind, ReferenceEvent
 from runoff.compliance.taxonomy import Jurisdiction
 from runoff.errors import InvalidInput, RunoffError, describe_validation_error, field_of_validation_error
 from runoff.money import ZERO
-from runoff.plan.features import BUCKET_VALUES, FEATURES, FeatureKind
+from runoff.plan.features import FEATURES, FeatureKind
 from runoff.plan.model import (
     DefaultAction,
     EarlySettlementOption,
@@ -39,12 +39,12 @@ from runoff.plan.model import (
     Segment,
     WaveTimeline,
 )
-from runoff.plan.offers import quote_option
+from runoff.plan.quoting import quote_option
 from runoff.plan.timeline import Phase
 from runoff.servicing.apr import Apr, apr_of_cash_flows
 from runoff.servicing.delinquency import bucket_of, days_past_due
 from runoff.servicing.position import LoanPosition
-from runoff.servicing.product import Component, Method
+from runoff.servicing.product import Method
 from runoff.servicing.quotes import remaining_payable
 
 
@@ -226,7 +226,9 @@ def parse_contacts(data: Any, *, source: str = "contacts") -> NoticeContacts:
     try:
         return NoticeContacts.model_validate(data)
     except ValidationError as exc:
-        raise NoticeInvalid(describe_validation_error(exc, source=source), field=field_of_validation_error(exc)) from None
+        raise NoticeInvalid(
+            describe_validation_error(exc, source=source), field=field_of_validation_error(exc)
+        ) from None
 
 
 # --- the content model ----------------------------------------------------------------------------------------------
@@ -371,6 +373,11 @@ class AnnouncementContent:
     effective_on: date
 
     @property
+    def complaint_deadline(self) -> date | None:
+        days = self.contacts.complaint_window_days
+        return None if days is None else date.fromordinal(self.as_of.toordinal() + days)
+
+    @property
     def apr_complete(self) -> bool:
         """Every option states its rate basis: settlement and extension at the loan's own rate, a restructuring's own."""
         return all(o.kind is not OptionKind.RESTRUCTURING or o.annual_rate is not None for o in self.options)
@@ -427,9 +434,7 @@ def segment_of(plan: Plan, features: Mapping[str, Any]) -> Segment:
         if kind is FeatureKind.ORDINAL:
             schema[feature.rank_column] = pl.Int64()
     frame = pl.DataFrame([{name: features.get(name) for name in schema}], schema=schema, orient="row")
-    hits = frame.select(
-        [seg.when.to_polars().alias(f"s{k}") for k, seg in enumerate(plan.segments)]
-    ).row(0)
+    hits = frame.select([seg.when.to_polars().alias(f"s{k}") for k, seg in enumerate(plan.segments)]).row(0)
     for seg, hit in zip(plan.segments, hits, strict=True):
         if hit:
             return seg
@@ -478,9 +483,7 @@ def _changes(dates: Mapping[str, date]) -> tuple[DatedChange, ...]:
 
 def schedule_apr(position: LoanPosition) -> Apr | None:
     """The loan's own annualised rate by IRR: the live schedule's installments discounted to its principal."""
-    flows = [
-        (i.number, i.principal_due + i.interest_due + i.fee_due) for i in position.installments if i.number >= 1
-    ]
+    flows = [(i.number, i.principal_due + i.interest_due + i.fee_due) for i in position.installments if i.number >= 1]
     lent = sum((i.principal_due for i in position.installments if i.number >= 1), ZERO)
     if lent <= 0 or not flows:
         return None
@@ -581,7 +584,11 @@ def notice_content(
     is listed in ``unavailable`` with why, not silently dropped.
     """
     region = region or plan.region
-    seg = plan.segment(segment) if segment is not None else segment_of(plan, loan_features(position, as_of=as_of, region=region))
+    seg = (
+        plan.segment(segment)
+        if segment is not None
+        else segment_of(plan, loan_features(position, as_of=as_of, region=region))
+    )
     wave = _wave(plan, seg.id)
     options: list[OptionTerms] = []
     unavailable: list[tuple[str, str]] = []
@@ -662,13 +669,7 @@ def announcement_content(plan: Plan, *, as_of: date, contacts: NoticeContacts, n
     )
 
 
-def principal_outstanding_after_due(position: LoanPosition, as_of: date) -> Decimal:
-    """Principal not yet due on ``as_of`` (what an early settlement repays ahead of schedule)."""
-    return sum((max(i.outstanding(Component.PRINCIPAL), ZERO) for i in position.not_yet_due(as_of)), ZERO)
-
-
 __all__ = [
-    "BUCKET_VALUES",
     "NOTICE_CHANNELS",
     "AnnouncedOption",
     "AnnouncementContent",
@@ -693,7 +694,3 @@ __all__ = [
     "parse_language",
     "segment_of",
 ]
-
-
-def _unused(_: Any) -> None:  # pragma: no cover - keeps field_validator imported for subclasses
-    del field_validator
