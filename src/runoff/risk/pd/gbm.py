@@ -156,7 +156,7 @@ class GradientBoostedPD(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.classes_.size != 2:
             raise ModelInputError(
                 f"`target`: {self.classes_.size} class(es) {self.classes_.tolist()[:5]} found; expected exactly two "
-                "(good and bad) — a target with one class cannot be modelled"
+                "(good and bad). Only binary classification is supported."
             )
         y01 = (y_arr == self.classes_[1]).astype(np.float64)
         names = (
@@ -235,9 +235,9 @@ class GradientBoostedPD(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def decision_function(self, X: Any) -> FloatArray:
         """Log-odds of bad for each row."""
+        arr = self._checked(X)
         raw: FloatArray = np.asarray(
-            self.booster_.predict(self._checked(X), num_iteration=self.best_iteration_, raw_score=True),
-            dtype=np.float64,
+            self.booster_.predict(arr, num_iteration=self.best_iteration_, raw_score=True), dtype=np.float64
         )
         return raw
 
@@ -248,16 +248,18 @@ class GradientBoostedPD(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return out
 
     def predict(self, X: Any) -> Any:
-        return self.classes_[(self.decision_function(X) > 0).astype(np.int64)]
+        """The bad class where the PD exceeds one half, else the good class."""
+        bad = self.decision_function(X) > 0
+        return self.classes_[bad.astype(np.int64)]
 
     def contributions(self, X: Any) -> FloatArray:
         """TreeSHAP contribution of each feature to the log-odds of bad, plus the expected value as last column.
 
         Each row sums to :meth:`decision_function` (LightGBM's ``pred_contrib``).
         """
+        arr = self._checked(X)
         out: FloatArray = np.asarray(
-            self.booster_.predict(self._checked(X), num_iteration=self.best_iteration_, pred_contrib=True),
-            dtype=np.float64,
+            self.booster_.predict(arr, num_iteration=self.best_iteration_, pred_contrib=True), dtype=np.float64
         )
         return out
 

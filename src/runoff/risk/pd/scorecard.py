@@ -226,7 +226,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.classes_.size != 2:
             raise ModelInputError(
                 f"`target`: {self.classes_.size} class(es) {self.classes_.tolist()[:5]} found; expected exactly two "
-                "(good and bad) — a target with one class cannot be modelled"
+                "(good and bad). Only binary classification is supported."
             )
         y01 = (y_arr == self.classes_[1]).astype(np.float64)
         names = (
@@ -288,6 +288,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         selected = [selected[c] for c in columns]
         coef = lr.coef_.ravel()
         self.estimator_ = lr
+        self.n_iter_ = np.asarray(lr.n_iter_)
         self.selected_ = np.asarray(selected, dtype=np.int64)
         self.coef_ = np.zeros(len(names))
         self.coef_[self.selected_] = coef
@@ -447,7 +448,9 @@ class Scorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return out
 
     def predict(self, X: Any) -> Any:
-        return self.classes_[(self.decision_function(X) > 0).astype(np.int64)]
+        """The bad class where the PD exceeds one half, else the good class."""
+        bad = self.decision_function(X) > 0
+        return self.classes_[bad.astype(np.int64)]
 
     def points(self, X: Any) -> FloatArray:
         """Points of each feature for each row (0 for features left out); row sums + ``base_points_`` = score."""
