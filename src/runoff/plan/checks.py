@@ -38,8 +38,12 @@ from runoff.compliance.selection import RuleBook
 from runoff.compliance.taxonomy import RuleKind, RuleStatus, Severity
 from runoff.money import from_minor
 from runoff.plan.model import DefaultAction, Plan
+from runoff.plan.quoting import OptionSpec, quote_columns
 from runoff.plan.segments import merge_overlaps
 from runoff.plan.timeline import Phase
+from runoff.servicing.position import LoanPosition
+from runoff.servicing.product import Component, Method
+from runoff.servicing.quotes import Quote
 
 PLAN_CITATION = "runoff plan integrity (issue 5): the plan's own consistency, not a legal rule"
 
@@ -280,10 +284,105 @@ def _offer_facts(row: dict[str, object], plan: Plan) -> OfferFacts:
     )
 
 
-def check_offers(offers: pl.DataFrame, plan: Plan, *, book: RuleBook) -> tuple[pl.DataFrame, list[Finding]]:
-    """(every offer finding as a table, the row-by-row findings of each segment's and option's worst offer)."""
-    if offers.height == 0:
-        return check_offers_frame(pl.DataFrame(schema={"offer_id": pl.String}), plan.lender, book=book).head(0), []
+@dataclass(frozen=True, slots=True)
+class OfferChecks:
+    """What the offer check keeps of one partition's offers (and adds up over partitions).
+
+    ``findings``: every offer finding of the vectorized check; ``worst``: the highest-APR offer of each
+    segment and option, in the engine's vocabulary; ``stats``: offers, unaffordable ones and ones ending
+    after the wave's final due date per option, segment and wave; ``skipped``: pairs not offered, by reason.
+    """
+
+    findings: pl.DataFrame
+    worst: pl.DataFrame
+    stats: pl.DataFrame
+    skipped: pl.DataFrame
+    offers: int
+
+
+STATS_SCHEMA: dict[str, pl.DataType] = {
+    "option_id": pl.String(),
+    "segment": pl.String(),
+    "offers": pl.Int64(),
+    "unaffordable": pl.Int64(),
+    "late": pl.Int64(),
+    "last_maturity": pl.Date(),
+}
+
+
+def offer_stats(offers: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """Per option and segment: offers, unaffordable ones, ones running past their wave's final due date."""
+    finals = {sid: w.on(Phase.FINAL_DUE_DATE) for w in plan.wave_timelines() for sid in w.segments}
+    final = pl.col("segment").replace_strict(finals, default=None, return_dtype=pl.Date)
+    return (
+        offers.with_columns(final.alias("_final"))
+        .group_by("option_id", "segment", maintain_order=True)
+        .agg(
+            pl.len().cast(pl.Int64).alias("offers"),
+            (pl.col("affordable") == False).sum().cast(pl.Int64).alias("unaffordable"),  # noqa: E712
+            (pl.col("maturity") > pl.col("_final")).fill_null(False).sum().cast(pl.Int64).alias("late"),
+            pl.col("maturity").max().alias("last_maturity"),
+        )
+        .select([pl.col(c).cast(t) for c, t in STATS_SCHEMA.items()])
+    )
+
+
+def quote_facts(
+    quote: Quote,
+    position: LoanPosition,
+    option: OptionSpec,
+    plan: Plan,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    customer_id: str | None = None,
+) -> OfferFacts:
+    """One Decimal quote as the engine's OfferFacts (what acceptance is checked on): its own cash flows, the
+    APR by IRR it shows, and for a settlement the interest charged against the interest accrued to the day."""
+    row = quote_columns(quote, position, option)
+    schedule = quote.schedule
+    settling = quote.kind.value == "early-settlement"
+    payments = tuple((schedule.period_index(i), i.total) for i in schedule.installments)
+    apr = quote.apr
+    future = position.not_yet_due(quote.as_of)
+    maturity = max((i.due_date for i in position.installments), default=None)
+    return OfferFacts(
+        offer_id=f"{plan.id}:{position.loan_id}:{option.id}",
+        account_id=account_id,
+        customer_id=customer_id,
+        option=option.option_kind,
+        offered_on=quote.as_of,
+        region=region or plan.region,
+        product_class=plan.product_class,
+        amount_lent=None if settling else schedule.principal,
+        payments=() if settling else payments,
+        periods_per_year=schedule.periods_per_year,
+        apr_nominal=apr.nominal if apr is not None else (Decimal(0) if settling else None),
+        apr_effective=apr.effective if apr is not None else (Decimal(0) if settling else None),
+        displayed_apr=apr.nominal if apr is not None else Decimal(0),
+        formation_date=position.start_date,
+        maturity_date=maturity,
+        applied_on=quote.as_of,
+        term_months=len(schedule.installments),
+        bullet=schedule.method is Method.INTEREST_ONLY and not settling,
+        settlement_date=quote.as_of if settling else None,
+        interest_charged=from_minor(int(row["interest_charged_fen"])),
+        interest_accrued_to_settlement=from_minor(int(row["interest_accrued_fen"])),
+        settlement_fee=from_minor(int(row["settlement_fee_fen"])),
+        amount_repaid_early=from_minor(int(row["amount_repaid_early_fen"])),
+        remaining_months=len(future),
+        interest_to_agreed_end=sum(
+            (
+                max(i.outstanding(Component.INTEREST), Decimal(0)) + max(i.outstanding(Component.FEE), Decimal(0))
+                for i in future
+            ),
+            Decimal("0.00"),
+        ),
+    )
+
+
+def check_offers_part(offers: pl.DataFrame, skipped: pl.DataFrame | None, plan: Plan, *, book: RuleBook) -> OfferChecks:
+    """The vectorized offer check on one partition's offers, and what the plan check needs of them."""
     facts = offers_facts_frame(offers, plan)
     table = check_offers_frame(facts, plan.lender, book=book)
     worst = (
@@ -292,22 +391,58 @@ def check_offers(offers: pl.DataFrame, plan: Plan, *, book: RuleBook) -> tuple[p
         .group_by("segment", "option_id", maintain_order=True)
         .first()
     )
+    gaps = (
+        skipped.group_by("option_id", "reason", maintain_order=True).agg(pl.len().cast(pl.Int64).alias("loans"))
+        if skipped is not None and skipped.height
+        else pl.DataFrame(schema={"option_id": pl.String, "reason": pl.String, "loans": pl.Int64})
+    )
+    return OfferChecks(table, worst, offer_stats(offers, plan), gaps, offers.height)
+
+
+def merge_offer_checks(parts: Sequence[OfferChecks]) -> OfferChecks:
+    """Per-partition offer checks put together (counts added, the worst offers kept worst)."""
+    findings = pl.concat([p.findings for p in parts], how="vertical_relaxed")
+    worst = (
+        pl.concat([p.worst for p in parts], how="diagonal_relaxed")
+        .sort("apr_nominal", descending=True, nulls_last=True)
+        .group_by("segment", "option_id", maintain_order=True)
+        .first()
+    )
+    stats = (
+        pl.concat([p.stats for p in parts])
+        .group_by("option_id", "segment", maintain_order=True)
+        .agg(pl.col("offers", "unaffordable", "late").sum(), pl.col("last_maturity").max())
+    )
+    skipped = (
+        pl.concat([p.skipped for p in parts])
+        .group_by("option_id", "reason", maintain_order=True)
+        .agg(pl.col("loans").sum())
+    )
+    return OfferChecks(findings, worst, stats, skipped, sum(p.offers for p in parts))
+
+
+def worst_offer_findings(checks: OfferChecks, plan: Plan, *, book: RuleBook) -> list[Finding]:
+    """The row-by-row check (disclosure, dates, bullet terms, prohibitions) of each segment's and option's
+    worst offer, less what the vectorized check already found on it."""
+    table = checks.findings
     seen = set(zip(table.get_column("rule_id").to_list(), table.get_column("object_id").to_list(), strict=True))
-    extra: list[Finding] = []
-    for row in worst.to_dicts():
+    out: list[Finding] = []
+    for row in checks.worst.to_dicts():
         for found in check_offer(_offer_facts(row, plan), plan.lender, book=book):
             if (found.rule_id, found.object_id) not in seen:
-                extra.append(found)
-    return table, extra
+                out.append(found)
+    return out
 
 
-def summarise_offer_findings(table: pl.DataFrame, offers: pl.DataFrame) -> list[Finding]:
-    """One finding per rule, severity and option: how many offers it concerns and the first as an example."""
+def summarise_offer_findings(table: pl.DataFrame) -> list[Finding]:
+    """One finding per rule, severity and option: how many offers it concerns and the first as an example.
+
+    An offer id is ``plan:loan:option``; the option is its last part.
+    """
     if table.height == 0:
         return []
-    option = offers.select(pl.col("offer_id").alias("object_id"), "option_id")
     grouped = (
-        table.join(option, on="object_id", how="left")
+        table.with_columns(pl.col("object_id").str.split(":").list.last().alias("option_id"))
         .group_by("rule_id", "severity", "status", "kind", "option_id", maintain_order=True)
         .agg(
             pl.len().alias("count"),
@@ -368,10 +503,8 @@ def _integrity(
     )
 
 
-def integrity_findings(
-    plan: Plan, figures: BookFigures, offers: pl.DataFrame | None, skipped: pl.DataFrame | None
-) -> list[Finding]:
-    """Which segments overlap, offers that run past the final due date, options no account could take."""
+def integrity_findings(plan: Plan, figures: BookFigures, checks: OfferChecks | None) -> list[Finding]:
+    """Which segments overlap, offers that run past the final due date or beyond affordability, pairs not offered."""
     out = []
     for r in figures.overlaps.to_dicts():
         out.append(
@@ -386,59 +519,57 @@ def integrity_findings(
                 f"(first match gives them to {r['segment']}); narrow one of the conditions",
             )
         )
-    if offers is not None and offers.height:
-        for wave in plan.wave_timelines():
-            final = wave.on(Phase.FINAL_DUE_DATE)
-            if final is None:
-                continue
-            late = (
-                offers.filter(pl.col("segment").is_in(list(wave.segments)) & (pl.col("maturity") > final))
-                .group_by("option_id")
-                .agg(pl.len().alias("n"), pl.col("maturity").max())
-            )
-            for r in late.to_dicts():
-                out.append(
-                    _integrity(
-                        "PLAN-FINAL-DUE",
-                        Severity.WARN,
-                        "plan",
-                        f"{plan.id}:{r['option_id']}",
-                        str(r["maturity"]),
-                        f"new schedules end by the final due date {final}",
-                        f"{r['n']} {r['option_id']} offers of wave {wave.wave} run to {r['maturity']}, after the "
-                        f"final due date {final}",
-                    )
-                )
-        unaffordable = offers.group_by("option_id").agg(
-            pl.len().alias("n"),
-            (pl.col("affordable") == False).sum().alias("bad"),  # noqa: E712
-        )
-        for r in unaffordable.to_dicts():
-            if r["bad"]:
-                out.append(
-                    _integrity(
-                        "PLAN-AFFORDABILITY",
-                        Severity.INFO,
-                        "plan",
-                        f"{plan.id}:{r['option_id']}",
-                        str(r["bad"]),
-                        "offers within the plan's payment-to-income limits",
-                        f"{r['bad']} of {r['n']} {r['option_id']} offers exceed the customer's affordability limit",
-                    )
-                )
-    if skipped is not None and skipped.height:
-        for r in skipped.group_by("option_id", "reason").len().to_dicts():
+    if checks is None:
+        return out
+    finals: dict[str, date] = {}
+    for wave in plan.wave_timelines():
+        final_due = wave.on(Phase.FINAL_DUE_DATE)
+        if final_due is not None:
+            finals.update(dict.fromkeys(wave.segments, final_due))
+    by_option = checks.stats.group_by("option_id", maintain_order=True).agg(
+        pl.col("offers", "unaffordable", "late").sum(), pl.col("last_maturity").max()
+    )
+    for r in by_option.to_dicts():
+        if r["late"]:
+            segments = checks.stats.filter(pl.col("option_id") == r["option_id"]).get_column("segment").to_list()
+            final = min((finals[s] for s in segments if s in finals), default=None)
             out.append(
                 _integrity(
-                    "PLAN-OFFERS",
+                    "PLAN-FINAL-DUE",
+                    Severity.WARN,
+                    "plan",
+                    f"{plan.id}:{r['option_id']}",
+                    str(r["last_maturity"]),
+                    "new schedules end by the plan's final due date",
+                    f"{r['late']} {r['option_id']} offers run past the final due date {final} "
+                    f"(the last to {r['last_maturity']})",
+                )
+            )
+        if r["unaffordable"]:
+            out.append(
+                _integrity(
+                    "PLAN-AFFORDABILITY",
                     Severity.INFO,
                     "plan",
                     f"{plan.id}:{r['option_id']}",
-                    str(r["len"]),
-                    "every account of a segment can take its options",
-                    f"{r['len']} loans cannot take {r['option_id']}: {r['reason']}",
+                    str(r["unaffordable"]),
+                    "offers within the plan's payment-to-income limits",
+                    f"{r['unaffordable']} of {r['offers']} {r['option_id']} offers exceed the customer's "
+                    "affordability limit",
                 )
             )
+    for r in checks.skipped.to_dicts():
+        out.append(
+            _integrity(
+                "PLAN-OFFERS",
+                Severity.INFO,
+                "plan",
+                f"{plan.id}:{r['option_id']}",
+                str(r["loans"]),
+                "every account of a segment can take its options",
+                f"{r['loans']} loans cannot take {r['option_id']}: {r['reason']}",
+            )
+        )
     return out
 
 
@@ -447,21 +578,20 @@ def check_plan(
     figures: BookFigures,
     *,
     as_of: date,
-    offers: pl.DataFrame | None = None,
-    skipped: pl.DataFrame | None = None,
+    offers: OfferChecks | None = None,
     book: RuleBook | None = None,
 ) -> PlanCheck:
-    """Check a plan (and, when given, its offers) against the rules binding its lender on ``as_of``."""
+    """Check a plan (and, when given, its offers' checks) against the rules binding its lender on ``as_of``."""
     rules = book or RuleBook(plan.lender)
     findings = check_plan_facts(plan_facts(plan, figures), plan.lender, as_of=as_of, book=rules)
-    findings += integrity_findings(plan, figures, offers, skipped)
+    findings += integrity_findings(plan, figures, offers)
     table = pl.DataFrame()
     count = 0
     if offers is not None:
-        table, extra = check_offers(offers, plan, book=rules)
-        findings += summarise_offer_findings(table, offers)
-        findings += extra
-        count = offers.height
+        table = offers.findings
+        findings += summarise_offer_findings(table)
+        findings += worst_offer_findings(offers, plan, book=rules)
+        count = offers.offers
     return PlanCheck(
         plan_id=plan.id,
         as_of=as_of,

@@ -336,9 +336,9 @@ def _rank(feature: Feature, value: Value) -> Decimal:
     return value
 
 
-def parse_expression(text: str | None) -> SegmentExpression:
-    """Parse a segment condition; ``None`` or blank means every account (``true``)."""
-    if text is None or (isinstance(text, str) and text.strip() == ""):
+def parse_expression(text: str | bool | None) -> SegmentExpression:
+    """Parse a segment condition; ``None``, blank or ``true`` (YAML's boolean too) means every account."""
+    if text is None or text is True or (isinstance(text, str) and text.strip() == ""):
         return SegmentExpression("true", Always())
     if not isinstance(text, str):
         raise ExpressionError(f'expected the condition as text, e.g. "dpd > 30", got {type(text).__name__}')
