@@ -248,14 +248,20 @@ def _credit_limits(accounts: pl.LazyFrame | pl.DataFrame | None) -> pl.LazyFrame
 # --- behaviour clusters ------------------------------------------------------------------------------------------
 
 
-def _sample_key(seed: int) -> pl.Expr:
-    """A seeded 32-bit hash of the customer id (Knuth's multiplicative hash), stable across runs and versions."""
-    return ((pl.col("customer_id").cast(pl.UInt64) * 2654435761 + seed * 40503 + 1) % (1 << 32)).alias("_key")
+def _sample_keys(customer_ids: npt.NDArray[np.int64], seed: int) -> npt.NDArray[np.uint64]:
+    """A seeded 64-bit hash of each customer id (SplitMix64's finaliser): stable across runs and versions."""
+    with np.errstate(over="ignore"):
+        x = customer_ids.astype(np.uint64) + np.uint64(seed + 1) * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return out
 
 
 def sample_customers(features: pl.DataFrame, *, size: int, seed: int) -> pl.DataFrame:
     """The ``size`` customers of ``features`` with the smallest seeded hash (bottom-k sample)."""
-    return features.with_columns(_sample_key(seed)).sort("_key").head(size)
+    keys = _sample_keys(features.get_column("customer_id").to_numpy(), seed)
+    return features.with_columns(pl.Series("_key", keys, dtype=pl.UInt64)).sort("_key").head(size)
 
 
 def merge_samples(parts: Sequence[pl.DataFrame], *, size: int) -> pl.DataFrame:
@@ -367,8 +373,9 @@ def profile_table(sums: pl.DataFrame, *, lift_flag: float = 1.5, min_customers: 
     ``lift`` is the segment's M1+ balance rate over the book's; ``flag`` marks segments with at
     least ``min_customers`` customers and a lift of ``lift_flag`` or more (where to look first).
     """
-    require_rows(sums, table="performance", what="customers with an open loan at the as-of date")
-    total = sums.filter(pl.col("dimension") == TOTAL).row(0, named=True)
+    totals = sums.filter((pl.col("dimension") == TOTAL) & (pl.col("customers") > 0))
+    require_rows(totals, table="performance", what="customers with an open loan at the as-of date")
+    total = totals.row(0, named=True)
     book_rate = total["m1plus_fen"] / total["balance_fen"] if total["balance_fen"] else None
 
     def rate(num: str, den: str) -> pl.Expr:

@@ -201,17 +201,17 @@ def population_stability_index(
 def score_histogram(
     scores: pl.LazyFrame | pl.DataFrame, *, date_column: str = "as_of", bins: Sequence[float] = PD_BINS
 ) -> pl.DataFrame:
-    """Counts of customers per (date, PD bin) of a scores table: a partial that adds across partitions."""
-    lf = scores.lazy()
+    """Counts of customers per (date, PD bin) of a scores table: a partial that adds across partitions.
+
+    Bin k holds PDs in (edge[k−1], edge[k]]; customers without a PD are left out.
+    """
+    edges = pl.lit(pl.Series("edges", [float(b) for b in bins], dtype=pl.Float64))
     return (
-        lf.select(
+        scores.lazy()
+        .filter(pl.col("pd").is_not_null())
+        .select(
             pl.col(date_column).alias("month_end"),
-            pl.col("pd")
-            .cast(pl.Float64)
-            .cut(list(bins), labels=[str(k) for k in range(len(bins) + 1)])
-            .cast(pl.String)
-            .cast(pl.Int32)
-            .alias("bin"),
+            edges.search_sorted(pl.col("pd").cast(pl.Float64), side="left").cast(pl.Int32).alias("bin"),
         )
         .group_by("month_end", "bin")
         .agg(pl.len().cast(pl.Int64).alias("customers"))
