@@ -9,13 +9,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from runoff.app.book import book_info, generate_book, init_workspace, load_ledger
 from runoff.app.close_day import close_day
 from runoff.app.context import AppContext, build_context
 from runoff.app.ledger_check import verify_ledger
@@ -23,9 +24,11 @@ from runoff.app.loans import open_loan, quote_extension, quote_restructure, quot
 from runoff.app.payments import post_payment
 from runoff.config import Settings
 from runoff.errors import ConfigError, InvariantBroken
+from runoff.portfolio.generator import BookConfig
 from runoff.servicing.apr import apr_of_schedule
 from runoff.servicing.product import Method, Product, parse_product
 from runoff.servicing.schedule import build_schedule
+from runoff.store.workspace import Workspace
 
 ACTOR = "demo"
 WORKED_START = date(2026, 1, 31)  # a month-end drawing date: due 28 Feb, 31 Mar, 30 Apr, ...
@@ -42,6 +45,20 @@ class StepResult:
 
 
 Reporter = Callable[[StepResult], None]
+Tracker = Callable[[str, int, int], None]
+"""Told (task label, done, total) as long steps go; the CLI draws progress bars from it."""
+
+DEMO_CUSTOMERS = 100_000
+DEMO_MONTHS = 24
+DEMO_SEED = 20261130
+
+
+def _no_tracking(label: str, done: int, total: int) -> None:
+    return None
+
+
+def _yuan(fen: int) -> str:
+    return f"{Decimal(fen) / 100:,.2f}"
 
 
 def load_products(folder: Path) -> list[Product]:
@@ -57,12 +74,10 @@ def load_products(folder: Path) -> list[Product]:
 
 
 def fresh_workspace(root: Path) -> Settings:
-    """An empty workspace folder for the demo (an earlier demo run is removed first)."""
+    """An empty workspace for the demo (an earlier demo run is removed first)."""
     if root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
-    for sub in ("data", "models", "runs", "reports"):
-        (root / sub).mkdir()
+    init_workspace(root)
     return Settings(workspace=root, database_url=None)
 
 
@@ -136,12 +151,73 @@ def worked_servicing_example(ctx: AppContext, products: list[Product]) -> StepRe
     return step
 
 
-def run_demo(root: Path, examples: Path, *, report: Reporter) -> list[StepResult]:
+def generated_book(
+    workspace: Workspace, ctx: AppContext, *, customers: int, months: int, seed: int, track: Tracker
+) -> StepResult:
+    """A synthetic book generated into the workspace, its open loans loaded into the ledger, a daily close."""
+    step = StepResult("The book: generate, load the ledger, daily close (账簿：生成、入账、日终)")
+    config = BookConfig(customers=customers, months=months, seed=seed)
+    generated = generate_book(workspace, config, progress=lambda d, t: track("generating the book", d, t))
+    loaded = load_ledger(workspace, ctx, actor=ACTOR, progress=lambda d, t: track("loading the ledger", d, t))
+    closed = close_day(
+        as_of=loaded.as_of + timedelta(days=1),
+        actor=ACTOR,
+        uow=ctx.uow(),
+        progress=lambda label, d, t: track(f"daily close: {label}", d, t),
+    )
+    summary = book_info(workspace, progress=lambda d, t: track("summarising the book", d, t))
+    totals = generated.totals
+    step.lines.append(
+        f"generated {customers:,} customers over {months} months: {totals.get('loans', 0):,} loans, "
+        f"{totals.get('payments', 0):,} payments, {totals.get('performance', 0):,} month-end rows"
+    )
+    step.lines.append(
+        f"ledger: {loaded.loans:,} open loans with {loaded.installments:,} installments as of {loaded.as_of} "
+        f"in {loaded.seconds:.1f} s; close of {closed.as_of}: {closed.delinquent_loans:,} delinquent loans, "
+        f"penalty accrued {_yuan(closed.penalty_fen)} in {closed.seconds:.1f} s"
+    )
+    for row in summary.by_bucket().iter_rows(named=True):
+        step.lines.append(
+            f"  {row['bucket']:<12} {row['loans']:>9,} loans  {_yuan(row['balance_fen']):>18} yuan"
+            f"  {row['share_of_balance'] * 100:6.2f}% of open balance"
+        )
+    for name, fig in generated.calibration.items():
+        ratio = fig.get("ratio")
+        if ratio is None or not fig.get("published_range"):
+            continue
+        low, high = fig["published_range"]
+        step.lines.append(
+            f"  {name:<15} {ratio * 100:6.2f}% = {_yuan(fig['numerator_fen'])} / {_yuan(fig['denominator_fen'])}"
+            f"  (published {low * 100:.1f}–{high * 100:.1f}%: {'within' if fig['within'] else 'OUTSIDE'})"
+        )
+    step.data.update(
+        {"generated": totals, "ledger": loaded.as_dict(), "close": closed.to_dict(), "as_of": loaded.as_of}
+    )
+    return step
+
+
+def run_demo(
+    root: Path,
+    examples: Path,
+    *,
+    report: Reporter,
+    track: Tracker = _no_tracking,
+    customers: int = DEMO_CUSTOMERS,
+    months: int = DEMO_MONTHS,
+    seed: int = DEMO_SEED,
+) -> list[StepResult]:
     """Run every step of the main job in ``root`` and hand each result to ``report`` as it finishes."""
     settings = fresh_workspace(root)
+    workspace = Workspace.open(root)
     products = load_products(examples / "products")
     steps: list[StepResult] = []
-    with build_context(settings) as ctx:
+    # the worked example has a ledger of its own, so the book's ledger holds the generated book only
+    worked = Settings(workspace=root / "worked-example", database_url=None)
+    worked.workspace.mkdir()
+    with build_context(worked) as ctx:
         steps.append(worked_servicing_example(ctx, products))
+        report(steps[-1])
+    with build_context(settings) as ctx:
+        steps.append(generated_book(workspace, ctx, customers=customers, months=months, seed=seed, track=track))
         report(steps[-1])
     return steps

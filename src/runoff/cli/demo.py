@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from runoff.app.demo import StepResult, run_demo
 from runoff.cli.output import JsonOption, console, emit
@@ -28,7 +29,24 @@ def register(app: typer.Typer) -> None:
             if not as_json:
                 console.print(Panel("\n".join(step.lines), title=step.title, title_align="left"))
 
-        steps = run_demo(workspace, examples, report=show)
+        bars = Progress(
+            TextColumn("{task.description:<40}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        )
+        tasks: dict[str, TaskID] = {}
+
+        def track(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bars.add_task(label, total=total)
+            bars.update(tasks[label], completed=done, total=total)
+
+        with bars:
+            steps = run_demo(workspace, examples, report=show, track=track)
         outputs = [o for s in steps for o in s.outputs]
         summary = {
             "workspace": str(workspace.resolve()),

@@ -37,7 +37,18 @@ from jinja2 import (
     UndefinedError,
 )
 
-from runoff.compliance.facts import ELECTRONIC_CHANNELS, Channel, ContentItem, NoticeType
+from runoff.compliance.checks import RequiredContent, conditions_match
+from runoff.compliance.facts import (
+    ELECTRONIC_CHANNELS,
+    Channel,
+    CollectorType,
+    ContentItem,
+    NoticeFacts,
+    NoticeType,
+    ProductClass,
+    ReferenceEvent,
+)
+from runoff.compliance.selection import RuleBook
 from runoff.money import CENT, ZERO, quantize
 from runoff.plan.notices import AnnouncementContent, Language, NoticeContent, NoticeInvalid
 
@@ -290,3 +301,65 @@ def plain_text(html: str) -> str:
     text = re.sub(r"<[^>]+>", "", text)
     text = html_module.unescape(text)
     return _tidy_text(re.sub(r"[ \t]+", " ", text))
+
+
+# --- compliance ---------------------------------------------------------------------------------------------------
+
+
+def required_items(
+    book: RuleBook,
+    *,
+    notice_type: NoticeType,
+    channel: Channel,
+    on: date,
+    region: str | None,
+    collector: CollectorType | None = None,
+    product_class: ProductClass = ProductClass.INSTALLMENT_LOAN,
+) -> frozenset[ContentItem]:
+    """The content items the rules binding the lender ask of a notice of this type on this channel."""
+    probe = NoticeFacts(
+        notice_id="probe",
+        notice_type=notice_type,
+        channel=channel,
+        sent_on=on,
+        region=region,
+        product_class=product_class,
+        collector_type=collector,
+    )
+    acting = collector or book.profile.default_collector
+    out: set[ContentItem] = set()
+    for _rule, check in book.checks_for(on, target="notice", region=region, collector=acting):
+        if not isinstance(check, RequiredContent) or not conditions_match(check, probe):
+            continue
+        if check.notice_types and notice_type not in check.notice_types:
+            continue
+        if check.channels and channel not in check.channels:
+            continue
+        out |= check.items
+    return frozenset(out)
+
+
+def notice_facts(
+    rendered: RenderedNotice,
+    *,
+    sent_on: date,
+    customer_id: str | None,
+    region: str | None,
+    references: dict[ReferenceEvent, date],
+    product_class: ProductClass = ProductClass.INSTALLMENT_LOAN,
+    collector: CollectorType | None = None,
+) -> NoticeFacts:
+    """What the compliance engine checks: the notice's type, channel and date, and the items its text carries."""
+    return NoticeFacts(
+        notice_id=rendered.notice_id,
+        customer_id=customer_id,
+        notice_type=rendered.notice_type,
+        channel=rendered.channel,
+        language=rendered.language.value,
+        region=region,
+        product_class=product_class,
+        sent_on=sent_on,
+        references=references,
+        contents=rendered.items,
+        collector_type=collector,
+    )
