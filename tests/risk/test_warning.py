@@ -390,10 +390,10 @@ def test_watchlist_rolls_each_loan_with_the_estimated_matrix():
     top = watch["top"].select("rank", "customer_id", "p_roll", "balance_fen", "expected_roll_fen").rows()
     # March: customer 1 has loan 1 current (1000) and loan 2 in M2 (6000); customer 4 loan 5 in M1; customer 2
     # loan 6 current; customer 3 was written off
-    assert top == [
-        (1, 1, pytest.approx(0.5), 7000, pytest.approx(500.0)),
-        (2, 4, pytest.approx(0.5), 2400, pytest.approx(1200.0)),
-        (3, 2, pytest.approx(0.5), 1500, pytest.approx(750.0)),
+    assert top == [  # by the balance expected to roll
+        (1, 4, pytest.approx(0.5), 2400, pytest.approx(1200.0)),
+        (2, 2, pytest.approx(0.5), 1500, pytest.approx(750.0)),
+        (3, 1, pytest.approx(0.5), 7000, pytest.approx(500.0)),
     ]
     summary = {r["state"]: r for r in watch["summary"].to_dicts()}
     assert (summary["current"]["loans"], summary["current"]["balance_fen"]) == (2, 2500)

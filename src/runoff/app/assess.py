@@ -1,28 +1,35 @@
 """Use cases of the assessment (事前评估): read the book from the workspace, compute, write outputs and the report.
 
 Whole-book work runs as per-partition functions plus merges on :func:`runoff.store.executors.run_partitions`
-(in this process, or on Dask with a scheduler address). Each partition is read once (only the columns the
-analytics need), segments are joined on once, and every metric's partial sums come out of the same pass.
-The per-partition functions are module-level so Dask workers can import them.
+(in this process, or on Dask with a scheduler address). The book is read in two passes: the first gives
+every metric's partial sums (and the sample the behaviour clusters are fitted on), the second — which
+needs what the first learned (clusters, roll-forward matrices) — the profiles and the watchlist. The
+per-partition functions are module-level so Dask workers can import them.
 
 Outputs go to ``data/risk/*.parquet`` (tables a notebook or the web app reads back), the report to
-``reports/assessment.html``; alerts to ``data/risk/alerts.parquet`` with their lifecycle.
+``reports/assessment.html``, alerts to ``data/risk/alerts.parquet`` with their lifecycle
+(:class:`AlertStore`; the ledger gets an alerts table once its migrations settle).
 """
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from runoff.app import clock
 from runoff.errors import InvalidInput, NotFound
+from runoff.reports.assessment import AssessmentData, ReportSection, ReportTable, assessment_report, indicator_figure
 from runoff.risk.delinquency import (
     DEFAULT_DIMENSIONS,
     SEGMENTS,
+    TOTAL,
     book_as_of,
     check_dimensions,
     delinquency_partition,
@@ -30,7 +37,18 @@ from runoff.risk.delinquency import (
     overdue_rates,
     prepare_book,
 )
+from runoff.risk.profiles import (
+    BehaviourClusters,
+    customer_features,
+    fit_behaviour_clusters,
+    merge_profiles,
+    merge_samples,
+    profile_partition,
+    profile_table,
+    sample_customers,
+)
 from runoff.risk.roll_rates import (
+    TransitionMatrix,
     concentration,
     concentration_partition,
     flow_rates,
@@ -38,14 +56,26 @@ from runoff.risk.roll_rates import (
     merge_transitions,
     roll_rates,
     segment_concentration,
+    transition_matrix,
     transition_partition,
 )
-from runoff.risk.vintage import (
-    first_payment_default,
-    merge_vintages,
-    vintage_curves,
-    vintage_partition,
+from runoff.risk.vintage import first_payment_default, merge_vintages, vintage_curves, vintage_partition
+from runoff.risk.warning import (
+    Alert,
+    AlertStatus,
+    RuleOutcome,
+    WarningRules,
+    build_indicators,
+    change_alert_status,
+    default_warning_rules,
+    empty_alerts,
+    evaluate_rules,
+    load_warning_rules,
+    psi_by_date,
+    record_alerts,
+    score_histogram,
 )
+from runoff.risk.watchlist import RollForward, merge_watchlists, roll_forward_model, watchlist_partition
 from runoff.store.executors import run_partitions
 from runoff.store.workspace import Workspace
 
@@ -57,14 +87,20 @@ METRICS: tuple[str, ...] = ("delinquency", "vintages", "transitions", "concentra
 RISK_DIR = "risk"
 REPORT_FILE = "assessment.html"
 TOP_N = 100
+MATRIX_MONTHS = 6
+CLUSTER_SAMPLE = 50_000
+
+SECTION_PROVIDERS: tuple[str, ...] = ()
+"""``module:function`` paths of functions ``(workspace, *, as_of) -> Sequence[ReportSection]`` whose sections
+``runoff assess`` adds to the report (PD validation, stress tests); a module not installed is skipped."""
 
 
-# --- the analytics pass --------------------------------------------------------------------------------------------
+# --- pass one: the analytics ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class AnalyticsTask:
-    """One partition of an analytics pass, as sent to a worker."""
+    """One partition of the first pass, as sent to a worker."""
 
     root: str
     partition: int
@@ -72,38 +108,59 @@ class AnalyticsTask:
     dimensions: tuple[str, ...]
     metrics: tuple[str, ...] = METRICS
     top_n: int = TOP_N
+    profile_sample: int = 0  # customers kept for the cluster fit (0: no profiles)
+    seed: int = 0
 
 
 def _scan_if_present(workspace: Workspace, table: str, partition: int) -> pl.LazyFrame | None:
     return workspace.scan(table, partition) if workspace.partition_path(table, partition).is_file() else None
 
 
+def _scores(workspace: Workspace, partition: int) -> pl.LazyFrame | None:
+    """The scores of a partition's customers, if the PD workflow has written a ``scores`` table."""
+    if not workspace.has_table("scores"):
+        return None
+    return _scan_if_present(workspace, "scores", partition) or workspace.scan("scores")
+
+
+def _prepare(workspace: Workspace, partition: int, as_of: date, dimensions: tuple[str, ...]) -> Any:
+    return prepare_book(
+        workspace.scan("performance", partition),
+        loans=_scan_if_present(workspace, "loans", partition),
+        customers=_scan_if_present(workspace, "customers", partition),
+        dimensions=dimensions,
+        as_of=as_of,
+    )
+
+
 def analytics_partition_task(task: AnalyticsTask) -> dict[str, Any]:
     """Partial sums of every requested metric for one partition (performance read once)."""
     workspace = Workspace(Path(task.root))
-    loans = _scan_if_present(workspace, "loans", task.partition)
-    customers = _scan_if_present(workspace, "customers", task.partition)
-    book = prepare_book(
-        workspace.scan("performance", task.partition),
-        loans=loans,
-        customers=customers,
-        dimensions=task.dimensions,
-        as_of=task.as_of,
-    )
+    book = _prepare(workspace, task.partition, task.as_of, task.dimensions)
     out: dict[str, Any] = {}
     if "delinquency" in task.metrics:
         out["delinquency"] = delinquency_partition(book)
     if "vintages" in task.metrics:
+        loans = _scan_if_present(workspace, "loans", task.partition)
         if loans is None:
             raise NotFound(
                 f"table `loans` partition {task.partition} is not in {workspace.data_dir}; vintage curves need "
-                "each loan's vintage and principal"
+                "each loan's vintage and principal",
+                code="risk.no_loans",
             )
         out["vintages"] = vintage_partition(book, loans)
     if "transitions" in task.metrics:
         out["transitions"] = transition_partition(book)
     if "concentration" in task.metrics:
         out["concentration"] = concentration_partition(book, top_n=task.top_n)
+    if task.profile_sample:
+        features = customer_features(
+            book,
+            customers=_scan_if_present(workspace, "customers", task.partition),
+            accounts=_scan_if_present(workspace, "accounts", task.partition),
+            scores=_scores(workspace, task.partition),
+        )
+        out["sample"] = sample_customers(features, size=task.profile_sample, seed=task.seed)
     return out
 
 
@@ -117,6 +174,7 @@ class BookAnalytics:
     vintage_sums: dict[str, pl.DataFrame] | None = None
     transition_counts: pl.DataFrame | None = None
     concentration_sums: dict[str, pl.DataFrame] | None = None
+    profile_sample: pl.DataFrame | None = None
 
     def overdue_rates(self) -> pl.DataFrame:
         return overdue_rates(_needed(self.delinquency_sums, "delinquency"))
@@ -133,11 +191,28 @@ class BookAnalytics:
     def flow_rates(self) -> pl.DataFrame:
         return flow_rates(_needed(self.transition_counts, "transitions"))
 
+    def recent_months(self, months: int = MATRIX_MONTHS) -> tuple[date, ...]:
+        counts = _needed(self.transition_counts, "transitions")
+        return tuple(sorted(counts.get_column("month_end").unique().to_list())[-months:])
+
+    def matrix(
+        self, *, dimension: str = TOTAL, segment: str = "all", weight: str = "balance", states: str = "bucket"
+    ) -> TransitionMatrix:
+        """The transition matrix pooled over the last :data:`MATRIX_MONTHS` months."""
+        counts = _needed(self.transition_counts, "transitions")
+        return transition_matrix(
+            counts, dimension=dimension, segment=segment, months=self.recent_months(), weight=weight, states=states
+        )
+
     def concentration(self) -> pl.DataFrame:
         return concentration(_needed(self.concentration_sums, "concentration"))
 
     def segment_concentration(self) -> pl.DataFrame:
         return segment_concentration(self.overdue_rates(), as_of=self.as_of)
+
+    def top_customers(self) -> pl.DataFrame:
+        top: pl.DataFrame = _needed(self.concentration_sums, "concentration")["top"]
+        return top.filter(pl.col("month_end") == self.as_of).drop("month_end")
 
 
 def _needed(value: Any, metric: str) -> Any:
@@ -147,7 +222,12 @@ def _needed(value: Any, metric: str) -> Any:
 
 
 def merge_analytics(
-    parts: Sequence[dict[str, Any]], *, as_of: date, dimensions: tuple[str, ...], top_n: int = TOP_N
+    parts: Sequence[dict[str, Any]],
+    *,
+    as_of: date,
+    dimensions: tuple[str, ...],
+    top_n: int = TOP_N,
+    profile_sample: int = 0,
 ) -> BookAnalytics:
     """Add the partitions' partial sums, metric by metric."""
 
@@ -164,6 +244,7 @@ def merge_analytics(
         concentration_sums=merge_concentration(of("concentration"), top_n=top_n)
         if "concentration" in present
         else None,
+        profile_sample=merge_samples(of("sample"), size=profile_sample) if "sample" in present else None,
     )
 
 
@@ -174,9 +255,12 @@ class _Merger:
     as_of: date
     dimensions: tuple[str, ...]
     top_n: int
+    profile_sample: int = 0
 
     def __call__(self, parts: Sequence[dict[str, Any]]) -> BookAnalytics:
-        return merge_analytics(parts, as_of=self.as_of, dimensions=self.dimensions, top_n=self.top_n)
+        return merge_analytics(
+            parts, as_of=self.as_of, dimensions=self.dimensions, top_n=self.top_n, profile_sample=self.profile_sample
+        )
 
 
 def performance_partitions(workspace: Workspace) -> list[int]:
@@ -205,6 +289,8 @@ def book_analytics(
     scheduler: str | None = None,
     progress: Progress | None = None,
     top_n: int = TOP_N,
+    profile_sample: int = 0,
+    seed: int = 0,
 ) -> BookAnalytics:
     """One pass over the book: every requested metric's sums, merged across partitions."""
     dims = check_dimensions(dimensions)
@@ -215,12 +301,482 @@ def book_analytics(
             )
     when = resolve_as_of(workspace, as_of)
     root = str(workspace.root.resolve())
-    tasks = [AnalyticsTask(root, p, when, dims, tuple(metrics), top_n) for p in performance_partitions(workspace)]
-    return run_partitions(
-        analytics_partition_task, tasks, _Merger(when, dims, top_n), scheduler=scheduler, progress=progress
-    )
+    tasks = [
+        AnalyticsTask(root, p, when, dims, tuple(metrics), top_n, profile_sample, seed)
+        for p in performance_partitions(workspace)
+    ]
+    merger = _Merger(when, dims, top_n, profile_sample)
+    return run_partitions(analytics_partition_task, tasks, merger, scheduler=scheduler, progress=progress)
 
 
 def segment_names() -> list[str]:
     """The segment dimensions a user can pick (``--by``)."""
     return list(SEGMENTS)
+
+
+# --- pass two: profiles with clusters, and the watchlist -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpTask:
+    """One partition of the second pass: what needs the first pass's results."""
+
+    root: str
+    partition: int
+    as_of: date
+    dimensions: tuple[str, ...]
+    clusters: BehaviourClusters | None = None
+    profiles: bool = False
+    roll_forward: RollForward | None = None
+    top_n: int = TOP_N
+    min_probability: float = 0.0
+
+
+def follow_up_partition_task(task: FollowUpTask) -> dict[str, Any]:
+    workspace = Workspace(Path(task.root))
+    book = _prepare(workspace, task.partition, task.as_of, task.dimensions)
+    out: dict[str, Any] = {}
+    if task.profiles:
+        features = customer_features(
+            book,
+            customers=_scan_if_present(workspace, "customers", task.partition),
+            accounts=_scan_if_present(workspace, "accounts", task.partition),
+            scores=_scores(workspace, task.partition),
+        )
+        out["profiles"] = profile_partition(features, task.clusters)
+    if task.roll_forward is not None:
+        out["watchlist"] = watchlist_partition(
+            book, task.roll_forward, top_n=task.top_n, min_probability=task.min_probability
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _FollowUpMerger:
+    top_n: int
+
+    def __call__(self, parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        profiles = [p["profiles"] for p in parts if "profiles" in p]
+        if profiles:
+            out["profiles"] = merge_profiles(profiles)
+        lists = [p["watchlist"] for p in parts if "watchlist" in p]
+        if lists:
+            out["watchlist"] = merge_watchlists(lists, top_n=self.top_n)
+        return out
+
+
+def _follow_up(
+    workspace: Workspace,
+    analytics: BookAnalytics,
+    *,
+    clusters: BehaviourClusters | None,
+    profiles: bool,
+    roll_forward: RollForward | None,
+    rules: WarningRules,
+    scheduler: str | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    root = str(workspace.root.resolve())
+    w = rules.watchlist
+    tasks = [
+        FollowUpTask(
+            root, p, analytics.as_of, analytics.dimensions, clusters, profiles, roll_forward, w.top_n, w.min_probability
+        )
+        for p in performance_partitions(workspace)
+    ]
+    return run_partitions(
+        follow_up_partition_task, tasks, _FollowUpMerger(w.top_n), scheduler=scheduler, progress=progress
+    )
+
+
+# --- alerts ------------------------------------------------------------------------------------------------------
+
+ALERTS_FILE = f"{RISK_DIR}/alerts.parquet"
+ALERT_STATUSES = tuple(s.value for s in AlertStatus)
+
+
+class AlertStore:
+    """The workspace's alerts (``data/risk/alerts.parquet``) and their lifecycle, one writer at a time.
+
+    Every change rewrites the file atomically under an exclusive lock on ``data/risk/.alerts.lock``, so
+    two ``runoff warn`` runs or an acknowledgement racing a run never lose each other's rows.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.path = workspace.data_dir / ALERTS_FILE
+
+    def all(self) -> pl.DataFrame:
+        return pl.read_parquet(self.path) if self.path.is_file() else empty_alerts()
+
+    def open(self) -> pl.DataFrame:
+        """Alerts not resolved yet (open or acknowledged), most severe first."""
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+        return (
+            self.all()
+            .filter(pl.col("status") != AlertStatus.RESOLVED.value)
+            .with_columns(pl.col("severity").replace_strict(rank, default=9, return_dtype=pl.Int32).alias("_r"))
+            .sort("_r", "first_seen_on", "alert_id")
+            .drop("_r")
+        )
+
+    def with_status(self, status: str = "open") -> pl.DataFrame:
+        """Alerts with ``status`` (``open`` also lists acknowledged ones; ``all`` lists every one)."""
+        if status not in (*ALERT_STATUSES, "all"):
+            raise InvalidInput(
+                f"`--status`: {status!r} is not allowed; expected one of {', '.join((*ALERT_STATUSES, 'all'))}",
+                field="status",
+            )
+        if status == "all":
+            return self.all().sort("first_seen_on", "alert_id")
+        if status == "open":
+            return self.open()
+        return self.all().filter(pl.col("status") == status).sort("first_seen_on", "alert_id")
+
+    def _locked(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path.parent / ".alerts.lock", "a+")  # noqa: SIM115 - the caller unlocks and closes it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _save(self, table: pl.DataFrame) -> None:
+        self.workspace.write_frame(ALERTS_FILE, table)
+
+    def record(self, alerts: Sequence[Alert], *, at: datetime, actor: str) -> tuple[pl.DataFrame, list[str], list[str]]:
+        """Raise new alerts and refresh the open ones the same rules fire again."""
+        lock = self._locked()
+        try:
+            table, raised, updated = record_alerts(self.all(), alerts, at=at, actor=actor)
+            if raised or updated:
+                self._save(table)
+            return table, raised, updated
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+    def change(
+        self, alert_id: str, to: AlertStatus | str, *, by: str, at: datetime, note: str | None = None
+    ) -> dict[str, Any]:
+        """Acknowledge or resolve one alert, recording who and when; returns the alert as it now is."""
+        lock = self._locked()
+        try:
+            table = change_alert_status(self.all(), alert_id, to, by=by, at=at, note=note)
+            self._save(table)
+            return table.filter(pl.col("alert_id") == alert_id).row(0, named=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+
+# --- early warning ---------------------------------------------------------------------------------------------
+
+
+def read_rules(path: Path | None) -> WarningRules:
+    """The rule file at ``path`` (the defaults without one)."""
+    if path is None:
+        return default_warning_rules()
+    if not path.is_file():
+        raise NotFound(
+            f"`--rules`: {path} does not exist; expected a YAML rule file such as examples/warning-rules.yaml"
+        )
+    return load_warning_rules(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def _score_psi(workspace: Workspace) -> pl.DataFrame | None:
+    if not workspace.has_table("scores"):
+        return None
+    names = workspace.scan("scores").collect_schema().names()
+    when = next((c for c in ("as_of", "scored_on", "month_end") if c in names), None)
+    if when is None or "pd" not in names:
+        return None
+    return psi_by_date(score_histogram(workspace.scan("scores"), date_column=when))
+
+
+@dataclass(frozen=True, slots=True)
+class WarningResult:
+    as_of: date
+    indicators: pl.DataFrame
+    outcomes: list[RuleOutcome]
+    raised: list[str]
+    updated: list[str]
+    open_alerts: pl.DataFrame
+    watchlist: dict[str, pl.DataFrame]
+    roll_forward: RollForward | None
+
+    def as_dict(self) -> dict[str, Any]:
+        latest = (
+            self.indicators.filter((pl.col("dimension") == TOTAL) & (pl.col("month_end") <= self.as_of))
+            .sort("month_end")
+            .group_by("indicator", maintain_order=True)
+            .agg(pl.col("month_end").last(), pl.col("value").last())
+            .sort("indicator")
+        )
+        top = self.watchlist.get("top", pl.DataFrame())
+        return {
+            "as_of": self.as_of,
+            "indicators": latest.to_dicts(),
+            "rules": [o.as_dict() for o in self.outcomes],
+            "raised": self.raised,
+            "updated": self.updated,
+            "open_alerts": self.open_alerts.to_dicts(),
+            "watchlist": {
+                "dimension": self.roll_forward.dimension if self.roll_forward else None,
+                "months": list(self.roll_forward.months) if self.roll_forward else [],
+                "top": top.to_dicts(),
+                "summary": self.watchlist.get("summary", pl.DataFrame()).to_dicts(),
+            },
+        }
+
+
+def _watch_dimension(rules: WarningRules, dims: tuple[str, ...], rates: pl.DataFrame | None) -> str:
+    """The watchlist's dimension, or the whole book when the book does not carry it (all ``unknown``)."""
+    dim = rules.watchlist.dimension
+    if dim == TOTAL or dim not in dims or rates is None:
+        return TOTAL
+    segs = set(rates.filter(pl.col("dimension") == dim).get_column("segment").to_list())
+    return TOTAL if segs <= {"unknown"} else dim
+
+
+def _warning(
+    workspace: Workspace,
+    analytics: BookAnalytics,
+    rules: WarningRules,
+    *,
+    rates: pl.DataFrame,
+    rolls: pl.DataFrame,
+    now: datetime,
+    actor: str,
+) -> tuple[pl.DataFrame, list[RuleOutcome], list[str], list[str], RollForward]:
+    indicators = build_indicators(
+        rates=rates,
+        rolls=rolls,
+        fpd=analytics.first_payment_default(),
+        concentration=analytics.concentration(),
+        score_psi=_score_psi(workspace),
+    )
+    alerts, outcomes = evaluate_rules(indicators, rules, as_of=analytics.as_of)
+    _, raised, updated = AlertStore(workspace).record(alerts, at=now, actor=actor)
+    model = roll_forward_model(
+        _needed(analytics.transition_counts, "transitions"),
+        dimension=_watch_dimension(rules, analytics.dimensions, rates),
+        months=rules.watchlist.months,
+        horizon=rules.watchlist.horizon,
+    )
+    return indicators, outcomes, raised, updated, model
+
+
+def warn(
+    workspace: Workspace,
+    *,
+    as_of: date | None,
+    rules: WarningRules | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    actor: str = "runoff warn",
+) -> WarningResult:
+    """``runoff warn``: indicators up to ``as_of``, the rules evaluated, alerts recorded, the watchlist built."""
+    rules = rules or default_warning_rules()
+    dims = tuple(d for d in SEGMENTS if d in rules.segments())
+    analytics = book_analytics(workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress)
+    rates, rolls = analytics.overdue_rates(), analytics.roll_rates()
+    indicators, outcomes, raised, updated, model = _warning(
+        workspace, analytics, rules, rates=rates, rolls=rolls, now=now or clock.now(), actor=actor
+    )
+    follow = _follow_up(
+        workspace, analytics, clusters=None, profiles=False, roll_forward=model, rules=rules, scheduler=scheduler,
+        progress=None,
+    )  # fmt: skip
+    watch = follow.get("watchlist", {})
+    _write(workspace, {"indicators": indicators, **_watch_frames(watch), "roll_forward": model.table})
+    return WarningResult(
+        analytics.as_of, indicators, outcomes, raised, updated, AlertStore(workspace).open(), watch, model
+    )
+
+
+def _watch_frames(watch: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    return {f"watchlist{'' if k == 'top' else '_' + k}": v for k, v in watch.items() if v.height}
+
+
+# --- outputs -----------------------------------------------------------------------------------------------------
+
+
+def _write(workspace: Workspace, frames: dict[str, pl.DataFrame]) -> dict[str, str]:
+    return {name: str(workspace.write_frame(f"{RISK_DIR}/{name}.parquet", frame)) for name, frame in frames.items()}
+
+
+def read_output(workspace: Workspace, name: str) -> pl.DataFrame:
+    """A table the assessment wrote (``data/risk/<name>.parquet``)."""
+    path = workspace.data_dir / RISK_DIR / f"{name}.parquet"
+    if not path.is_file():
+        raise NotFound(f"{path} does not exist; run `runoff assess` first", code="risk.no_output")
+    return pl.read_parquet(path)
+
+
+@dataclass
+class AssessmentResult:
+    as_of: date
+    report: Path
+    outputs: dict[str, str]
+    headline: dict[str, Any]
+    warning: WarningResult
+    flagged_segments: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of,
+            "report": str(self.report),
+            "outputs": self.outputs,
+            "headline": self.headline,
+            "flagged_segments": self.flagged_segments,
+            "alerts": {
+                "raised": self.warning.raised,
+                "updated": self.warning.updated,
+                "open": len(self.warning.open_alerts),
+            },
+            "watchlist_accounts": len(self.warning.watchlist.get("top", [])),
+        }
+
+
+def provided_sections(workspace: Workspace, *, as_of: date) -> list[ReportSection]:
+    """Sections from :data:`SECTION_PROVIDERS` (modules not installed are skipped)."""
+    out: list[ReportSection] = []
+    for spec in SECTION_PROVIDERS:
+        module_name, _, function = spec.partition(":")
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        provider = getattr(module, function, None)
+        if provider is not None:
+            out += list(provider(workspace, as_of=as_of))
+    return out
+
+
+def warning_sections(result: WarningResult) -> list[ReportSection]:
+    """The report's early-warning slots: open alerts with the indicators, and the watchlist."""
+    alert_cols = ["alert_id", "severity", "status", "indicator", "segment", "value", "threshold", "direction",
+                  "first_seen_on", "last_seen_on", "message", "acknowledged_by"]  # fmt: skip
+    alerts = result.open_alerts
+    outcomes = pl.DataFrame([o.as_dict() for o in result.outcomes]) if result.outcomes else pl.DataFrame()
+    alert_tables = [ReportTable(alerts.select([c for c in alert_cols if c in alerts.columns]), "open alerts")]
+    if outcomes.height:
+        alert_tables.append(ReportTable(outcomes, f"every rule at {result.as_of.isoformat()}"))
+    figures = (
+        indicator_figure(result.indicators, ["m1plus_balance_rate", "m2plus_balance_rate", "m4plus_balance_rate"],
+                         title="逾期指标 · Delinquency indicators"),
+        indicator_figure(result.indicators, ["roll_current_to_m1", "m1_cure_rate", "collection_rate", "fpd_rate"],
+                         title="迁徙与催收 · Rolls and collections"),
+    )  # fmt: skip
+    notes = (f"{len(alerts)} open alert(s); raised this run: {', '.join(result.raised) or 'none'}.",)
+    out = [ReportSection("alerts", "风险预警", "Open alerts", figures=figures, tables=tuple(alert_tables), notes=notes)]
+    top = result.watchlist.get("top")
+    if top is not None and top.height:
+        model = result.roll_forward
+        how = (
+            f"Each open loan rolled forward with its {model.dimension} matrix pooled over "
+            f"{model.months[0].isoformat()} – {model.months[-1].isoformat()}; write-off within {model.horizon} months."
+            if model and model.months
+            else ""
+        )
+        tables = [ReportTable(top, "accounts most likely to roll next month", 50)]
+        summary = result.watchlist.get("summary")
+        if summary is not None and summary.height:
+            tables.append(ReportTable(summary, "expected roll and write-off by state"))
+        out.append(
+            ReportSection("watchlist", "预警名单", "Watchlist", tables=tuple(tables), notes=(how,) if how else ())
+        )
+    return out
+
+
+def assess_book(
+    workspace: Workspace,
+    *,
+    as_of: date | None = None,
+    rules: WarningRules | None = None,
+    clusters: int = 5,
+    seed: int = 0,
+    sections: Sequence[ReportSection] = (),
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    actor: str = "runoff assess",
+) -> AssessmentResult:
+    """``runoff assess``: the whole assessment — analytics, profiles, early warning — written out with the report."""
+    rules = rules or default_warning_rules()
+    now = now or clock.now()
+    dims = tuple(dict.fromkeys([*DEFAULT_DIMENSIONS, *(d for d in SEGMENTS if d in rules.segments())]))
+    analytics = book_analytics(
+        workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress,
+        profile_sample=CLUSTER_SAMPLE, seed=seed,
+    )  # fmt: skip
+    rates, rolls = analytics.overdue_rates(), analytics.roll_rates()
+    curves, flows, conc = analytics.vintage_curves(), analytics.flow_rates(), analytics.concentration()
+    seg_conc = analytics.segment_concentration()
+    fitted = None
+    sample = analytics.profile_sample
+    if sample is not None and sample.height >= 2:
+        fitted = fit_behaviour_clusters(sample, n_clusters=clusters, seed=seed)
+    indicators, outcomes, raised, updated, model = _warning(
+        workspace, analytics, rules, rates=rates, rolls=rolls, now=now, actor=actor
+    )
+    follow = _follow_up(
+        workspace, analytics, clusters=fitted, profiles=True, roll_forward=model, rules=rules, scheduler=scheduler,
+        progress=progress,
+    )  # fmt: skip
+    profiles = profile_table(follow["profiles"]) if "profiles" in follow else None
+    watch = follow.get("watchlist", {})
+    warning = WarningResult(
+        analytics.as_of, indicators, outcomes, raised, updated, AlertStore(workspace).open(), watch, model
+    )
+    frames: dict[str, pl.DataFrame] = {
+        "delinquency": rates,
+        "vintages": curves,
+        "first_payment_default": analytics.first_payment_default(),
+        "transitions": _needed(analytics.transition_counts, "transitions"),
+        "roll_rates": rolls,
+        "flow_rates": flows,
+        "concentration": conc,
+        "segment_concentration": seg_conc,
+        "top_customers": analytics.top_customers(),
+        "indicators": indicators,
+        "roll_forward": model.table,
+        **_watch_frames(watch),
+    }
+    if profiles is not None:
+        frames["profiles"] = profiles
+    if fitted is not None:
+        frames["clusters"] = fitted.centers
+    outputs = _write(workspace, frames)
+    data = AssessmentData(
+        as_of=analytics.as_of, rates=rates, vintages=curves, matrix=analytics.matrix(),
+        matrix_months=analytics.recent_months(), rolls=rolls, flows=flows, concentration=conc,
+        segment_concentration=seg_conc, top_customers=analytics.top_customers(), profiles=profiles,
+        clusters=fitted.centers if fitted is not None else None,
+        book={"partitions": len(performance_partitions(workspace)), "workspace": str(workspace.root.resolve())},
+    )  # fmt: skip
+    html = assessment_report(
+        data,
+        sections=[*warning_sections(warning), *provided_sections(workspace, as_of=analytics.as_of), *sections],
+        generated_at=now,
+    )
+    report_dir = workspace.root / "reports"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report = report_dir / REPORT_FILE
+    tmp = report.with_name(f".{report.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(report)
+    total = rates.filter((pl.col("dimension") == TOTAL) & (pl.col("month_end") == analytics.as_of))
+    headline = total.select(
+        "open_loans", "open_balance_fen", "m1plus_count_rate", "m1plus_balance_rate", "m2plus_balance_rate",
+        "m3plus_balance_rate", "m4plus_balance_rate",
+    ).to_dicts()[0] if total.height else {}  # fmt: skip
+    flagged = (
+        profiles.filter(pl.col("flag"))
+        .select("dimension", "segment", "customers", "m1plus_balance_rate", "lift")
+        .to_dicts()
+        if profiles is not None
+        else []
+    )
+    return AssessmentResult(analytics.as_of, report, outputs, headline, warning, flagged)

@@ -575,6 +575,17 @@ class RuleOutcome:
     threshold: float | None
     observed_on: date | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "indicator": self.indicator,
+            "segment": self.segment,
+            "status": self.status,
+            "value": self.value,
+            "threshold": self.threshold,
+            "observed_on": self.observed_on,
+        }
+
 
 def _segment_filter(segment: str) -> pl.Expr:
     if segment == ALL:

@@ -6,6 +6,9 @@ probability it rolls to a worse state next month (a later cycle or write-off) an
 of write-off within a horizon (the matrix raised to that power, exits absorbing). Accounts are
 ranked by the probability that any of their loans rolls, with the balance expected to roll beside
 it, so collections can call the right customers before the next bill date.
+
+Accounts are listed by the balance expected to roll (Σ balance × probability), the exposure a collector
+saves by reaching the customer first; the probability is shown beside it.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def roll_forward_model(counts: pl.DataFrame, *, dimension: str, months: int = 6,
 def watchlist_partition(
     book: PartitionBook, model: RollForward, *, top_n: int = 100, min_probability: float = 0.0
 ) -> dict[str, pl.DataFrame]:
-    """Roll this partition's open loans at the as-of date forward: the top accounts and per-state sums.
+    """Roll this partition's open loans at the as-of date forward: the top accounts (by expected roll) and
+    per-state sums.
 
     An account here is a customer (the generated book has one credit line each): ``p_roll`` is the
     probability that at least one of its loans rolls to a worse state next month (loans taken as
@@ -127,7 +131,7 @@ def watchlist_partition(
             (pl.col("balance_fen") * pl.col("p_charge_off")).sum().alias("expected_charge_off_fen"),
         )
         .filter(pl.col("p_roll") >= min_probability)
-        .sort(["p_roll", "balance_fen", "customer_id"], descending=[True, True, False])
+        .sort(["expected_roll_fen", "p_roll", "customer_id"], descending=[True, True, False])
         .head(top_n)
     )
     return {"top": accounts, "summary": summary}
@@ -137,7 +141,7 @@ def merge_watchlists(parts: Sequence[Mapping[str, pl.DataFrame]], *, top_n: int 
     """The book's watchlist: the top ``top_n`` accounts of all partitions and the per-state sums added."""
     tops = [p["top"] for p in parts if p["top"].height]
     top = (
-        pl.concat(tops).sort(["p_roll", "balance_fen", "customer_id"], descending=[True, True, False]).head(top_n)
+        pl.concat(tops).sort(["expected_roll_fen", "p_roll", "customer_id"], descending=[True, True, False]).head(top_n)
         if tops
         else pl.DataFrame()
     )
