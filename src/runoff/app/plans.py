@@ -50,18 +50,10 @@ from runoff.plan.checks import (
 )
 from runoff.plan.loan_state import installment_rows, loan_states, position_of
 from runoff.plan.model import EarlySettlementOption, Plan, PlanInvalid, RestructuringOption, parse_plan
-from runoff.plan.offers import OfferBook, price_offers
+from runoff.plan.offers import OfferBook, PositionSource, plan_over_loans
 from runoff.plan.quoting import OptionSpec, quote_option, restructured_price
-from runoff.plan.segments import (
-    account_features,
-    assign_segments,
-    observed_pd_by_bucket,
-    observed_pd_counts,
-    offer_candidates,
-    segment_summary,
-)
+from runoff.plan.segments import observed_pd_by_bucket, observed_pd_counts, segment_summary
 from runoff.plan.timeline import Phase
-from runoff.plan.value import original_schedule_value
 from runoff.portfolio.catalogue import product_catalogue
 from runoff.portfolio.positions import open_positions
 from runoff.servicing.position import LoanPosition
@@ -140,44 +132,7 @@ class PartitionResult:
     skipped: int
 
 
-def _priced(
-    plan: Plan,
-    states: pl.DataFrame,
-    rows: pl.DataFrame,
-    customers: pl.DataFrame | None,
-    products: Sequence[Product],
-    *,
-    as_of: date,
-    scores: pl.DataFrame | None,
-    pd_by_bucket: Mapping[str, float] | None,
-    with_offers: bool,
-    positions: Callable[[Sequence[Any]], Mapping[Any, LoanPosition]] | None,
-) -> tuple[BookFigures, OfferBook | None]:
-    """Features, segments and (optionally) offers for one set of loans."""
-    features = account_features(states, customers, plan=plan, scores=scores, pd_by_bucket=pd_by_bucket)
-    placed = assign_segments(features, plan)
-    unassigned = placed.features.filter(pl.col("segment").is_null())
-    regions = frozenset(r for r in features.get_column("region").unique().to_list() if r)
-    figures = BookFigures(
-        summary=placed.summary,
-        overlaps=placed.overlaps,
-        unassigned=placed.unassigned,
-        in_several=placed.in_several,
-        unassigned_balance_fen=int(unassigned.get_column("balance_fen").sum() or 0),
-        regions=regions,
-        last_maturity=states.get_column("maturity").max() if states.height else None,  # type: ignore[arg-type]
-    )
-    if not with_offers:
-        return figures, None
-    with_pd = states.join(placed.features.select("account_id", "pd"), on="account_id", how="left")
-    values = original_schedule_value(rows, with_pd, as_of=as_of, plan=plan)
-    candidates = offer_candidates(states, placed.features, values)
-    return figures, price_offers(candidates, plan, products, as_of=as_of, positions=positions)
-
-
-def _book_positions(
-    loans_frame: pl.DataFrame, rows: pl.DataFrame, products: Sequence[Product]
-) -> Callable[[Sequence[Any]], Mapping[Any, LoanPosition]]:
+def _book_positions(loans_frame: pl.DataFrame, rows: pl.DataFrame, products: Sequence[Product]) -> PositionSource:
     """Exact positions rebuilt from the book's rows, for the loans the vectorized pricer leaves out."""
     by_id = {p.id: p for p in products}
 
@@ -208,7 +163,7 @@ def plan_partition_task(task: PlanTask) -> PartitionResult:
     loans_frame = loans_frame.rename({"originated_on": "start_date"})
     states = loan_states(loans_frame, rows, products, as_of=task.as_of)
     customers = workspace.read_partition("customers", p)
-    figures, book = _priced(
+    figures, book = plan_over_loans(
         task.plan,
         states,
         rows,
@@ -632,7 +587,7 @@ def ledger_offers(
         catalogue.setdefault(p.id, p)
     states = loan_states(loan_frame, rows, list(catalogue.values()), as_of=as_of)
     pd_table = None if plan.assumptions.pd_by_bucket is not None else _default_pd()
-    figures, book = _priced(
+    figures, book = plan_over_loans(
         plan,
         states,
         rows,

@@ -127,7 +127,7 @@ def loan_states(
     *,
     as_of: date,
 ) -> pl.DataFrame:
-    """One row per loan with what the offers are priced from, as of ``as_of`` (see the module docstring).
+    """One row per loan with something left to pay, with what its offers are priced from (see the module docstring).
 
     Columns: the loan's ids, ``product_id``, ``method``, ``annual_rate`` / ``fee_rate`` (Float64, the live
     schedule's), ``outstanding_principal_fen``, ``arrears_{principal,interest,fee}_fen``, ``penalty_fen``,
@@ -194,6 +194,17 @@ def loan_states(
         first_future(pl.coalesce("accrual_start", "previous_due", "start_date")).alias("period_start"),
         first_future(pl.col("due_on")).alias("current_due"),
         pl.col("due_on").max().alias("maturity"),
+        (
+            pl.col("p_out")
+            + pl.col("i_out")
+            + pl.col("f_out")
+            + pl.col("penalty_accrued_fen")
+            - pl.col("penalty_waived_fen")
+            - pl.col("penalty_paid_fen")
+            > 0
+        )
+        .any()
+        .alias("open"),
         pl.col("due_on")
         .filter((pl.col("due_on") < as_of) & ((pl.col("p_out") > 0) | (pl.col("i_out") > 0) | (pl.col("f_out") > 0)))
         .min()
@@ -213,24 +224,29 @@ def loan_states(
     if "credit_balance_fen" not in out.columns:
         out = out.with_columns(pl.lit(0, dtype=pl.Int64).alias("credit_balance_fen"))
     flat = pl.col("method") == "flat-fee"
-    return out.with_columns(
-        pl.when(flat).then(None).otherwise(pl.coalesce("annual_rate", "product_annual_rate")).alias("annual_rate"),
-        pl.when(flat).then(pl.coalesce("fee_rate", "product_fee_rate")).otherwise(None).alias("fee_rate"),
-        (pl.col("scheduled_left_fen") + pl.col("penalty_fen")).alias("current_remaining_fen"),
-        (
-            pl.col("arrears_principal_fen")
-            + pl.col("arrears_interest_fen")
-            + pl.col("arrears_fee_fen")
-            + pl.col("penalty_fen")
-        ).alias("overdue_fen"),
-        pl.when(pl.col("oldest_unpaid").is_null())
-        .then(0)
-        .otherwise((pl.lit(as_of) - pl.col("oldest_unpaid")).dt.total_days())
-        .cast(pl.Int64)
-        .alias("dpd"),
-        pl.col("credit_balance_fen").fill_null(0),
-        pl.col("next_payment_fen").fill_null(0),
-    ).drop("product_annual_rate", "product_fee_rate", "scheduled_left_fen", "oldest_unpaid")
+    return (
+        out.with_columns(
+            pl.when(flat).then(None).otherwise(pl.coalesce("annual_rate", "product_annual_rate")).alias("annual_rate"),
+            pl.when(flat).then(pl.coalesce("fee_rate", "product_fee_rate")).otherwise(None).alias("fee_rate"),
+            (pl.col("scheduled_left_fen") + pl.col("penalty_fen")).alias("current_remaining_fen"),
+            (
+                pl.col("arrears_principal_fen")
+                + pl.col("arrears_interest_fen")
+                + pl.col("arrears_fee_fen")
+                + pl.col("penalty_fen")
+            ).alias("overdue_fen"),
+            pl.when(pl.col("oldest_unpaid").is_null())
+            .then(0)
+            .otherwise((pl.lit(as_of) - pl.col("oldest_unpaid")).dt.total_days())
+            .cast(pl.Int64)
+            .alias("dpd"),
+            pl.col("credit_balance_fen").fill_null(0),
+            pl.col("next_payment_fen").fill_null(0),
+        )
+        .drop("product_annual_rate", "product_fee_rate", "scheduled_left_fen", "oldest_unpaid")
+        .filter(pl.col("open"))  # a settled loan (nothing scheduled or charged left) has no options
+        .drop("open")
+    )
 
 
 _INT64_LIMIT = 2**62

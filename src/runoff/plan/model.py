@@ -606,24 +606,36 @@ class Plan(_Model):
         raise PlanInvalid(f"`segment`: {segment_id!r} is in no wave of plan {self.id}", field="segment")
 
     def communication_schedule(self) -> tuple[ScheduledSend, ...]:
-        """Every send of the plan with its date, per wave, in date order (what the notice sender works from)."""
+        """Every send of the plan with its date, in date order (what the notice sender works from).
+
+        A send at a per-wave phase (individual notices, the option window, reminders ...) goes out once per
+        wave on that wave's date; a send at a plan-wide phase (the announcement 公告) once, to every segment.
+        """
         templates = {t.id: t for t in self.communications.templates}
+        waves = self.wave_timelines()
+        plan_wide = {p.value for p in Phase} - {p.value for p in WAVE_PHASES}
         out: list[ScheduledSend] = []
-        for wave in self.wave_timelines():
-            for send in self.communications.sends:
-                segments = tuple(s for s in wave.segments if send.segments is None or s in send.segments)
+        for send in self.communications.sends:
+            template = templates[send.template]
+            languages = tuple(template.languages or self.communications.languages)
+            spec = None if send.at in {REMINDERS, *(p.value for p in Phase)} else parse_date_spec(send.at)
+            wide = send.at in plan_wide or (spec is not None and (spec.fixed is not None or spec.ref in plan_wide))
+            groups = (
+                [("all", tuple(s for w in waves for s in w.segments), waves[0])]
+                if wide
+                else [(w.wave, w.segments, w) for w in waves]
+            )
+            for wave_id, wave_segments, wave in groups:
+                segments = tuple(s for s in wave_segments if send.segments is None or s in send.segments)
                 if not segments:
                     continue
-                template = templates[send.template]
-                languages = template.languages or self.communications.languages
                 if send.at == REMINDERS:
                     days: Sequence[tuple[date, str | None]] = [(d, REMINDERS) for d in wave.reminders]
-                elif send.at in wave.dates:
-                    days = [(wave.dates[send.at], send.at)]
+                elif spec is None:
+                    days = [(wave.dates[send.at], send.at)] if send.at in wave.dates else []
+                elif spec.fixed is None and spec.ref not in wave.dates:
+                    days = []  # refers to a phase the plan does not date
                 else:
-                    spec = parse_date_spec(send.at)
-                    if spec.fixed is None and spec.ref not in wave.dates:
-                        continue  # refers to a phase the plan does not date
                     days = [(spec.resolve(partial(_lookup, wave.dates, "communications.sends")), None)]
                 for on, phase in days:
                     out.append(
@@ -631,9 +643,9 @@ class Plan(_Model):
                             template=template.id,
                             notice_type=template.notice_type,
                             channel=send.channel,
-                            languages=tuple(languages),
+                            languages=languages,
                             on=on,
-                            wave=wave.wave,
+                            wave=wave_id,
                             segments=segments,
                             phase=phase,
                         )

@@ -32,6 +32,7 @@ import polars as pl
 
 from runoff.errors import InvalidInput, RunoffError
 from runoff.money import RoundingMode, to_minor
+from runoff.plan.checks import BookFigures
 from runoff.plan.model import (
     EarlySettlementOption,
     ExtensionOption,
@@ -50,7 +51,8 @@ from runoff.plan.pricing import (
     settlement_apr,
 )
 from runoff.plan.quoting import OptionSpec, quote_columns, quote_option, restructured_price
-from runoff.plan.value import quote_value, schedule_value
+from runoff.plan.segments import account_features, assign_segments, offer_candidates
+from runoff.plan.value import original_schedule_value, quote_value, schedule_value
 from runoff.servicing.position import LoanPosition
 from runoff.servicing.product import GraceKind, InterestBasis, Method, Product, SettlementInterest
 from runoff.servicing.vectorized import METHOD_CODES, RATE_SCALE, rate_units
@@ -233,6 +235,7 @@ def _price_settlement(chunk: pl.DataFrame, option: EarlySettlementOption, as_of:
         waive_settlement_fee=np.full(n, option.waive_settlement_fee),
     )
     repaid = s.remaining_principal + s.interest_charged + s.current_fee + s.settlement_fee
+    arrears_cost = _col(chunk, "arrears_interest_fen") + _col(chunk, "arrears_fee_fen")
     nominal, effective = settlement_apr(s.remaining_principal, repaid, s.share_num, s.share_den)
     total = s.total
     credit = np.minimum(_col(chunk, "credit_balance_fen"), total)
@@ -258,8 +261,8 @@ def _price_settlement(chunk: pl.DataFrame, option: EarlySettlementOption, as_of:
         "maturity": np.full(n, today),
         "apr_nominal": nominal,
         "apr_effective": effective,
-        "interest_charged_fen": _col(chunk, "arrears_interest_fen") + s.interest_charged,
-        "interest_accrued_fen": _col(chunk, "arrears_interest_fen") + s.interest_accrued,
+        "interest_charged_fen": arrears_cost + s.interest_charged + s.current_fee,
+        "interest_accrued_fen": arrears_cost + s.interest_accrued + s.fee_accrued,
         "settlement_fee_fen": s.settlement_fee,
         "amount_repaid_early_fen": s.remaining_principal,
         "ev_option": total.astype(np.float64),
@@ -630,3 +633,38 @@ def _finish(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
         pl.col(c).fill_nan(None) for c in ("apr_nominal", "apr_effective", "annual_rate", "fee_rate")
     )
     return out.select([pl.col(name).cast(dtype) for name, dtype in OFFER_SCHEMA.items()])
+
+
+def plan_over_loans(
+    plan: Plan,
+    states: pl.DataFrame,
+    rows: pl.DataFrame,
+    customers: pl.DataFrame | None,
+    products: Sequence[Product],
+    *,
+    as_of: date,
+    scores: pl.DataFrame | None = None,
+    pd_by_bucket: Mapping[str, float] | None = None,
+    with_offers: bool = True,
+    positions: PositionSource | None = None,
+) -> tuple[BookFigures, OfferBook | None]:
+    """A plan over a set of loans (one partition, or the ledger's): account features, segments and their
+    figures, and (``with_offers``) every offer priced. ``rows`` are the installment rows ``states`` came from."""
+    features = account_features(states, customers, plan=plan, scores=scores, pd_by_bucket=pd_by_bucket)
+    placed = assign_segments(features, plan)
+    unassigned = placed.features.filter(pl.col("segment").is_null())
+    figures = BookFigures(
+        summary=placed.summary,
+        overlaps=placed.overlaps,
+        unassigned=placed.unassigned,
+        in_several=placed.in_several,
+        unassigned_balance_fen=int(unassigned.get_column("balance_fen").sum() or 0),
+        regions=frozenset(r for r in features.get_column("region").unique().to_list() if r),
+        last_maturity=states.get_column("maturity").max() if states.height else None,  # type: ignore[arg-type]
+    )
+    if not with_offers:
+        return figures, None
+    with_pd = states.join(placed.features.select("account_id", "pd"), on="account_id", how="left")
+    values = original_schedule_value(rows, with_pd, as_of=as_of, plan=plan)
+    candidates = offer_candidates(states, placed.features, values)
+    return figures, price_offers(candidates, plan, products, as_of=as_of, positions=positions)

@@ -66,6 +66,7 @@ class Settlement:
     remaining_principal: IntArray  # principal not yet due (what is repaid early)
     interest_charged: IntArray  # interest charged for the current period
     interest_accrued: IntArray  # interest of the current period for the days actually borrowed
+    fee_accrued: IntArray  # the current period's fee for the days actually borrowed
     settlement_fee: IntArray
     share_num: IntArray  # the part of the current period borrowed, as a fraction
     share_den: IntArray
@@ -157,6 +158,7 @@ def settle(
         remaining_principal=remaining_principal,
         interest_charged=interest,
         interest_accrued=np.where(has_future, accrued, 0),
+        fee_accrued=np.where(has_future, accrued_fee, 0),
         settlement_fee=settlement_fee,
         share_num=num,
         share_den=den,

@@ -120,6 +120,14 @@ def quote_option(position: LoanPosition, option: OptionSpec, *, as_of: date) -> 
     )
 
 
+def _credit_cost(position: LoanPosition, as_of: date, settlement_fee: Decimal) -> Decimal:
+    """Interest and fees a settlement charges up to ``as_of`` (arrears and the current period), before any
+    discount and without the settlement fee: the cost of credit Civil Code Art. 677 limits to the days borrowed
+    (for a flat-fee loan the fee is that cost)."""
+    due = early_settlement(position, as_of=as_of).due_now
+    return due.interest + due.fee - settlement_fee
+
+
 def quote_columns(quote: Quote, position: LoanPosition, option: OptionSpec) -> dict[str, Any]:
     """A Decimal quote as one row of the offers table's priced columns (fen)."""
     due = quote.due_now
@@ -147,12 +155,12 @@ def quote_columns(quote: Quote, position: LoanPosition, option: OptionSpec) -> d
         rule = position.product.early_settlement
         settlement_fee = quantize(rule.fee_rate_of_remaining_principal * remaining, position.product.rounding.mode)
         settlement_fee += rule.flat_fee
-        charged = early_settlement(position, as_of=quote.as_of).due_now.interest
-        accrued = charged
-        if rule.interest is not SettlementInterest.ACCRUED_TO_DATE:
-            to_date = rule.model_copy(update={"interest": SettlementInterest.ACCRUED_TO_DATE})
-            product = position.product.model_copy(update={"early_settlement": to_date})
-            accrued = early_settlement(replace(position, product=product), as_of=quote.as_of).due_now.interest
+        charged = _credit_cost(position, quote.as_of, settlement_fee)
+        to_date = rule.model_copy(
+            update={"interest": SettlementInterest.ACCRUED_TO_DATE, "remaining_flat_fees_waived": True}
+        )
+        product = position.product.model_copy(update={"early_settlement": to_date})
+        accrued = _credit_cost(replace(position, product=product), quote.as_of, settlement_fee)
     installments = schedule.installments
     return {
         "method": method,
