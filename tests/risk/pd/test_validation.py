@@ -140,7 +140,7 @@ def test_validation_report_as_dict_carries_metrics_and_tables() -> None:
     pd = rng.uniform(0.01, 0.4, 3000)
     y = (rng.random(3000) < pd).astype(int)
     score = 600 - 28.85 * np.log(pd / (1 - pd))
-    report = v.validation_report(y, pd, score, sample="holdout", reference_score=score[::-1])
+    report = v.validation_report(y, pd, score, sample="holdout", reference_score=v.Baseline.of(score[::-1]))
     data = report.as_dict()
     assert data["sample"] == "holdout"
     assert data["auc"] == pytest.approx(v.auc(y, pd))
@@ -148,3 +148,14 @@ def test_validation_report_as_dict_carries_metrics_and_tables() -> None:
     assert data["score_psi"] == pytest.approx(0.0, abs=1e-9)
     assert {"calibration", "roc", "ks_curve", "score_distribution"} <= set(data["tables"])
     assert len(data["tables"]["calibration"]) == 10
+
+
+def test_a_stored_baseline_gives_the_same_psi_as_the_raw_development_values() -> None:
+    rng = np.random.default_rng(21)
+    dev = np.where(rng.random(3000) < 0.05, np.nan, rng.normal(size=3000))
+    cur = np.where(rng.random(2000) < 0.10, np.nan, rng.normal(0.3, 1.0, size=2000))
+    baseline = v.Baseline.from_dict(v.Baseline.of(dev).as_dict())  # through JSON-ready data
+    direct = v.psi(dev, cur)
+    via = baseline.psi(cur)
+    assert via.value == pytest.approx(direct.value)
+    assert via.table.get_column("bin").to_list() == direct.table.get_column("bin").to_list()

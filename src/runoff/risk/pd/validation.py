@@ -211,6 +211,48 @@ def psi(
     return PSI(value=float(contribution.sum()), table=table)
 
 
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A development population kept as bins and shares, so later populations get a PSI without its rows."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]  # per bin, then missing
+
+    @classmethod
+    def of(
+        cls, values: npt.ArrayLike, *, edges: Sequence[float] | FloatArray | None = None, n_bins: int = 10
+    ) -> Baseline:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        cuts = quantile_edges(v, n_bins=n_bins) if edges is None else np.asarray(edges, dtype=np.float64)
+        k = cuts.size + 1
+        idx = np.where(np.isnan(v), k, np.searchsorted(cuts, v, side="right"))
+        return cls(tuple(float(c) for c in cuts), tuple(int(c) for c in np.bincount(idx, minlength=k + 1)))
+
+    def psi(self, actual: npt.ArrayLike) -> PSI:
+        """PSI of ``actual`` against this baseline, over the baseline's bins."""
+        cuts = np.asarray(self.edges, dtype=np.float64)
+        k = cuts.size + 1
+        expected = np.repeat(np.arange(k + 1, dtype=np.float64), self.counts)
+        # the baseline's bin numbers stand in for its values: bin b ↦ value b, cut between b − ½ and b + ½
+        code = np.where(expected == k, np.nan, expected)
+        a = np.asarray(actual, dtype=np.float64).ravel()
+        a_code = np.where(np.isnan(a), np.nan, np.searchsorted(cuts, a, side="right").astype(np.float64))
+        result = psi(code, a_code, edges=np.arange(k - 1, dtype=np.float64) + 0.5)
+        lower = np.concatenate([[-np.inf], cuts])
+        upper = np.concatenate([cuts, [np.inf]])
+        labels = [_interval(lo, hi) for lo, hi in zip(lower, upper, strict=True)]
+        if result.table.height > k:
+            labels.append("missing")
+        return PSI(value=result.value, table=result.table.with_columns(pl.Series("bin", labels)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "counts": list(self.counts)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Baseline:
+        return cls(tuple(float(x) for x in data["edges"]), tuple(int(x) for x in data["counts"]))
+
+
 def _interval(lo: float, hi: float) -> str:
     def fmt(x: float) -> str:
         return f"{x:.6g}"
@@ -467,32 +509,40 @@ class ValidationReport:
         }
 
 
+def baseline_feature_psi(baselines: Mapping[str, Baseline], frame: pl.DataFrame) -> pl.DataFrame:
+    """PSI per feature against stored baselines, largest first: columns feature, psi, reading."""
+    rows = []
+    for name, baseline in baselines.items():
+        if name not in frame.columns:
+            raise ModelInputError(f"`features`: {name!r} has a baseline but is not in the data")
+        result = baseline.psi(frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy())
+        rows.append({"feature": name, "psi": result.value, "reading": result.reading})
+    schema = {"feature": pl.String, "psi": pl.Float64, "reading": pl.String}
+    return pl.DataFrame(rows, schema=schema).sort("psi", descending=True)
+
+
 def validation_report(
     y: npt.ArrayLike,
     pd: npt.ArrayLike,
     score: npt.ArrayLike,
     *,
     sample: str,
-    reference_score: npt.ArrayLike | None = None,
+    reference_score: Baseline | None = None,
     features: pl.DataFrame | None = None,
-    reference_features: pl.DataFrame | None = None,
-    feature_edges: Mapping[str, Sequence[float] | FloatArray] | None = None,
+    feature_baselines: Mapping[str, Baseline] | None = None,
     n_groups: int = 10,
     dof_offset: int = 2,
     band_width: float = 20.0,
+    band_edges: Sequence[float] | FloatArray | None = None,
 ) -> ValidationReport:
-    """Discrimination, calibration, score bands and (against a reference sample) score and feature PSI."""
+    """Discrimination, calibration, score bands and, against a development baseline, score and feature PSI."""
     yy, pp = _arrays(y, pd)
     s = np.asarray(score, dtype=np.float64).ravel()
-    score_psi = None
-    if reference_score is not None:
-        ref = np.asarray(reference_score, dtype=np.float64).ravel()
-        score_psi = psi(ref, s, n_bins=10)
+    score_psi = None if reference_score is None else reference_score.psi(s)
     fpsi = None
-    if features is not None and reference_features is not None:
-        fpsi = feature_psi(reference_features, features, edges=feature_edges)
-    bands = score_bands(np.concatenate([s, np.asarray(reference_score, dtype=np.float64).ravel()])
-                        if reference_score is not None else s, width=band_width)  # fmt: skip
+    if features is not None and feature_baselines:
+        fpsi = baseline_feature_psi(feature_baselines, features)
+    bands = score_bands(s, width=band_width) if band_edges is None else np.asarray(band_edges, dtype=np.float64)
     return ValidationReport(
         sample=sample,
         discrimination=discrimination(yy, pp),
