@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import UTC, datetime
 
 import pytest
@@ -34,7 +36,19 @@ def test_migrations_ship_inside_the_package():
     assert any(p.name.startswith("0001") for p in (migrations_path() / "versions").iterdir())
 
 
+def _import_table_modules() -> None:
+    """Tables other use cases define on the ledger's metadata (e.g. notices) must be in it before comparing."""
+    import runoff.app
+    import runoff.store
+
+    for package in (runoff.store, runoff.app):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ".migrations" not in info.name:
+                importlib.import_module(info.name)
+
+
 def test_upgrade_creates_every_table_and_matches_the_models(engine):
+    _import_table_modules()
     assert current_revision(engine) is None
     before, after = upgrade_to_head(engine)
     assert (before, after) == (None, head_revision())

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, RunoffError
-from runoff.money import from_minor, parse_amount, to_minor
+from runoff.money import from_minor, parse_amount
 from runoff.servicing.allocation import Allocation, AllocationLine, allocate, apply_allocation, apply_credit
 from runoff.servicing.delinquency import accrue_penalties, bucket_of, days_past_due
 from runoff.servicing.position import SCHEDULED_COMPONENTS, ZERO, InstallmentPosition, LoanPosition
@@ -52,13 +52,15 @@ from runoff.store.ledger.models import (
     PaymentStatus,
     payments,
 )
-from runoff.store.ledger.repository import InstallmentRecord, LoanRecord, PaymentRecord
+from runoff.store.ledger.repository import InstallmentRecord, LoanRecord, PaymentRecord, fen_of
 from runoff.store.ledger.sequences import reserve_ids
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 MAX_KEY_LENGTH = 128
 DEFAULT_CHUNK = 1000
 RETRIES = 5
+
+COMPONENTS: tuple[Component, ...] = tuple(Component)
 
 _CREDIT_TO = {
     Component.PRINCIPAL: LedgerAccount.LOANS_RECEIVABLE,
@@ -203,7 +205,7 @@ def _check(request: PaymentRequest) -> None:
 def _same_request(record: PaymentRecord, request: PaymentRequest) -> bool:
     return (
         record.loan_id == request.loan_id
-        and record.amount_fen == to_minor(request.amount)
+        and record.amount_fen == fen_of(request.amount)
         and record.value_date == request.value_date
     )
 
@@ -257,6 +259,7 @@ class _LoanState:
     record: LoanRecord
     rows: dict[int, InstallmentRecord]
     position: LoanPosition
+    initial: dict[int, InstallmentPosition]  # the positions as loaded, to write back only what changed
     waived: dict[tuple[int, Component], int] = field(default_factory=dict)  # fen waived in this chunk
     settled_on: dict[int, date] = field(default_factory=dict)
     penalty_accrued_until: date | None = None
@@ -349,7 +352,7 @@ def _post_chunk(uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: s
         req = requests[idx]
         first_req = requests[first]
         if not _same_payload(first_req, req):
-            described = _describe(first_req.loan_id, to_minor(first_req.amount), first_req.value_date)
+            described = _describe(first_req.loan_id, fen_of(first_req.amount), first_req.value_date)
             outcomes[idx] = PaymentOutcome(req, error=_key_conflict(req.idempotency_key, described, req))
         elif first_outcome.result is not None:
             outcomes[idx] = PaymentOutcome(req, result=replace(first_outcome.result, replayed=True))
@@ -398,6 +401,7 @@ def _load_states(uow: UnitOfWork, records: Sequence[LoanRecord]) -> dict[str, _L
             record=rec,
             rows={row.number: row for row in rows[(loan_id, rec.schedule_version)]},
             position=positions[loan_id],
+            initial={i.number: i for i in positions[loan_id].installments},
             penalty_accrued_until=rec.penalty_accrued_until,
             last_value_date=rec.last_value_date,
             repost_from=rec.repost_from,
@@ -415,10 +419,32 @@ def residual_to_sweep(position: LoanPosition) -> Decimal:
     and the loan holds no credit, the remainder is waived and the loan closes, rather than staying
     open for cents (尾差减免).
     """
-    left = sum((max(i.outstanding(c), ZERO) for i in position.installments for c in Component), ZERO)
+    left = remaining(position)
     if position.credit_balance == 0 and ZERO < left < position.product.residual_tolerance:
         return left
     return ZERO
+
+
+def remaining(position: LoanPosition) -> Decimal:
+    """Everything still owed on the live installments (due or not): principal, interest, fee and penalty."""
+    total = ZERO
+    for i in position.installments:  # attribute arithmetic: this runs for every payment
+        total += max(i.principal_due - i.principal_paid, ZERO) + max(i.interest_due - i.interest_paid, ZERO)
+        total += max(i.fee_due - i.fee_paid, ZERO) + max(i.penalty_accrued - i.penalty_waived - i.penalty_paid, ZERO)
+    return total
+
+
+def _penalty_may_accrue(position: LoanPosition, until: date) -> bool:
+    """Could any installment earn penalty on a day before ``until``? (Only one past due with something unpaid.)
+
+    Penalty totals are a pure function of the position; when nothing is unpaid past its due date
+    (plus grace) they cannot have moved since they were last accrued, so recomputing is skipped.
+    """
+    grace = position.product.penalty.grace_days
+    for inst in position.installments:
+        if (until - inst.due_date).days > grace and any(inst.outstanding(c) > 0 for c in SCHEDULED_COMPONENTS):
+            return True
+    return False
 
 
 def _post_one(
@@ -442,15 +468,16 @@ def _post_one(
 
     penalty_charged = ZERO
     if not backdated:
-        before = sum((i.penalty_accrued for i in pos.installments), ZERO)
-        pos = accrue_penalties(pos, value_date)
-        penalty_charged = sum((i.penalty_accrued for i in pos.installments), ZERO) - before
+        if _penalty_may_accrue(pos, value_date):
+            before = sum((i.penalty_accrued for i in pos.installments), ZERO)
+            pos = accrue_penalties(pos, value_date)
+            penalty_charged = sum((i.penalty_accrued for i in pos.installments), ZERO) - before
         accrued_until = value_date
         if penalty_charged:
             entries.append(
                 EntryBuilder(EntryKind.PENALTY_ACCRUAL, value_date, loan_id=loan_id, schedule_version=version)
-                .debit(LedgerAccount.PENALTY_RECEIVABLE, to_minor(penalty_charged))
-                .credit(LedgerAccount.PENALTY_INCOME, to_minor(penalty_charged))
+                .debit(LedgerAccount.PENALTY_RECEIVABLE, fen_of(penalty_charged))
+                .credit(LedgerAccount.PENALTY_INCOME, fen_of(penalty_charged))
                 .build()
             )
 
@@ -458,9 +485,9 @@ def _post_one(
     pos = apply_allocation(pos, allocation)
     payment_entry = EntryBuilder(
         EntryKind.PAYMENT, value_date, loan_id=loan_id, payment_id=payment_id, schedule_version=version
-    ).debit(LedgerAccount.CASH_CLEARING, to_minor(req.amount))
+    ).debit(LedgerAccount.CASH_CLEARING, fen_of(req.amount))
     _credit_components(payment_entry, allocation)
-    payment_entry.credit(LedgerAccount.CUSTOMER_CREDIT, to_minor(allocation.credited))
+    payment_entry.credit(LedgerAccount.CUSTOMER_CREDIT, fen_of(allocation.credited))
     entries.append(payment_entry.build())
     allocation_rows += _allocation_rows(
         allocation, loan_id=loan_id, version=version, source=AllocationSource.PAYMENT, payment_id=payment_id
@@ -471,14 +498,15 @@ def _post_one(
         pos = apply_allocation(pos, spent)
         credit_entry = EntryBuilder(
             EntryKind.CREDIT_APPLIED, value_date, loan_id=loan_id, schedule_version=version
-        ).debit(LedgerAccount.CUSTOMER_CREDIT, to_minor(spent.amount))
+        ).debit(LedgerAccount.CUSTOMER_CREDIT, fen_of(spent.amount))
         _credit_components(credit_entry, spent)
         entries.append(credit_entry.build())
         allocation_rows += _allocation_rows(
             spent, loan_id=loan_id, version=version, source=AllocationSource.CREDIT, payment_id=None
         )
 
-    waived_total = residual_to_sweep(pos)
+    left = remaining(pos)
+    waived_total = left if pos.credit_balance == 0 and ZERO < left < pos.product.residual_tolerance else ZERO
     waived: dict[tuple[int, Component], int] = {}
     if waived_total > 0:
         pos, waived = _sweep(pos)
@@ -502,14 +530,17 @@ def _post_one(
             )
 
     # Everything computed: commit the new state for this loan and queue the rows.
-    closes = pos.is_settled
+    closes = left <= 0 or waived_total > 0
     state.position = pos
     state.touched = True
     for k, v in waived.items():
         state.waived[k] = state.waived.get(k, 0) + v
+    touched = {line.number for line in (*allocation.lines, *spent.lines)} | {n for n, _ in waived}
     for inst in pos.installments:
-        if inst.number not in state.settled_on and inst.is_settled and state.rows[inst.number].settled_on is None:
-            state.settled_on[inst.number] = value_date
+        number = inst.number
+        fresh = number in touched and number not in state.settled_on and state.rows[number].settled_on is None
+        if fresh and inst.is_settled:
+            state.settled_on[number] = value_date
     state.penalty_accrued_until = accrued_until
     state.last_value_date = max(filter(None, (state.last_value_date, value_date)))
     if backdated:
@@ -524,17 +555,17 @@ def _post_one(
         {
             "id": payment_id,
             "loan_id": loan_id,
-            "amount_fen": to_minor(req.amount),
+            "amount_fen": fen_of(req.amount),
             "value_date": value_date,
             "received_at": now,
             "idempotency_key": req.idempotency_key,
             "status": PaymentStatus.POSTED.value,
             "actor": actor,
             "schedule_version": version,
-            "credited_fen": to_minor(allocation.credited),
-            "prepaid_principal_fen": to_minor(allocation.prepaid_principal),
-            "waived_fen": to_minor(waived_total),
-            "penalty_charged_fen": to_minor(penalty_charged),
+            "credited_fen": fen_of(allocation.credited),
+            "prepaid_principal_fen": fen_of(allocation.prepaid_principal),
+            "waived_fen": fen_of(waived_total),
+            "penalty_charged_fen": fen_of(penalty_charged),
         }
     )
     writes.allocations.extend(allocation_rows)
@@ -584,7 +615,7 @@ def _post_one(
 
 def _credit_components(entry: EntryBuilder, allocation: Allocation) -> None:
     for component in (Component.PRINCIPAL, Component.INTEREST, Component.FEE, Component.PENALTY):
-        entry.credit(_CREDIT_TO[component], to_minor(allocation.total_of(component)))
+        entry.credit(_CREDIT_TO[component], fen_of(allocation.total_of(component)))
 
 
 def _allocation_rows(
@@ -607,7 +638,7 @@ def _allocation_rows(
             **base,
             "installment_number": line.number,
             "component": line.component.value,
-            "amount_fen": to_minor(line.amount),
+            "amount_fen": fen_of(line.amount),
         }
         for line in allocation.lines
     ]
@@ -617,7 +648,7 @@ def _allocation_rows(
                 **base,
                 "installment_number": None,
                 "component": AllocationComponent.CREDIT.value,
-                "amount_fen": to_minor(allocation.credited),
+                "amount_fen": fen_of(allocation.credited),
             }
         )
     return rows
@@ -631,7 +662,7 @@ def _sweep(position: LoanPosition) -> tuple[LoanPosition, dict[tuple[int, Compon
         left = {c: max(inst.outstanding(c), ZERO) for c in Component}
         for c, v in left.items():
             if v > 0:
-                waived[(inst.number, c)] = to_minor(v)
+                waived[(inst.number, c)] = fen_of(v)
         new.append(
             replace(
                 inst,
@@ -676,30 +707,34 @@ def _write(uow: UnitOfWork, states: dict[str, _LoanState], writes: _Writes, *, a
 
 
 def _installment_updates(state: _LoanState) -> list[dict[str, Any]]:
+    """Rows for the installments whose position changed (paid, penalty, repriced, waived or settled)."""
     out: list[dict[str, Any]] = []
     for inst in state.position.installments:
-        row = state.rows[inst.number]
-        w = {c: row_waived + state.waived.get((inst.number, c), 0) for c, row_waived in _row_waived(row).items()}
-        values = {
-            "loan_id": row.loan_id,
-            "schedule_version": row.schedule_version,
-            "number": row.number,
-            "principal_due_fen": to_minor(inst.principal_due) + w[Component.PRINCIPAL],
-            "interest_due_fen": to_minor(inst.interest_due) + w[Component.INTEREST],
-            "fee_due_fen": to_minor(inst.fee_due) + w[Component.FEE],
-            "principal_paid_fen": to_minor(inst.principal_paid),
-            "interest_paid_fen": to_minor(inst.interest_paid),
-            "fee_paid_fen": to_minor(inst.fee_paid),
-            "principal_waived_fen": w[Component.PRINCIPAL],
-            "interest_waived_fen": w[Component.INTEREST],
-            "fee_waived_fen": w[Component.FEE],
-            "penalty_accrued_fen": to_minor(inst.penalty_accrued),
-            "penalty_paid_fen": to_minor(inst.penalty_paid),
-            "penalty_waived_fen": to_minor(inst.penalty_waived),
-            "settled_on": state.settled_on.get(inst.number, row.settled_on),
-        }
-        if any(getattr(row, k) != v for k, v in values.items()):
-            out.append(values)
+        number = inst.number
+        row = state.rows[number]
+        if inst == state.initial[number] and number not in state.settled_on:
+            continue
+        w = {c: row_waived + state.waived.get((number, c), 0) for c, row_waived in _row_waived(row).items()}
+        out.append(
+            {
+                "loan_id": row.loan_id,
+                "schedule_version": row.schedule_version,
+                "number": number,
+                "principal_due_fen": fen_of(inst.principal_due) + w[Component.PRINCIPAL],
+                "interest_due_fen": fen_of(inst.interest_due) + w[Component.INTEREST],
+                "fee_due_fen": fen_of(inst.fee_due) + w[Component.FEE],
+                "principal_paid_fen": fen_of(inst.principal_paid),
+                "interest_paid_fen": fen_of(inst.interest_paid),
+                "fee_paid_fen": fen_of(inst.fee_paid),
+                "principal_waived_fen": w[Component.PRINCIPAL],
+                "interest_waived_fen": w[Component.INTEREST],
+                "fee_waived_fen": w[Component.FEE],
+                "penalty_accrued_fen": fen_of(inst.penalty_accrued),
+                "penalty_paid_fen": fen_of(inst.penalty_paid),
+                "penalty_waived_fen": fen_of(inst.penalty_waived),
+                "settled_on": state.settled_on.get(number, row.settled_on),
+            }
+        )
     return out
 
 
@@ -715,23 +750,29 @@ def _loan_update(state: _LoanState, *, now: Any) -> dict[str, Any]:
     pos = state.position
     as_of = state.dpd_as_of or state.record.start_date
     dpd = days_past_due(pos, as_of)
-    overdue = [i for i in pos.installments if i.due_date < as_of]
-    unpaid = [i.due_date for i in pos.installments if i.outstanding_scheduled > 0]
+    overdue_principal = overdue_amount = ZERO
+    oldest_unpaid: date | None = None
+    for i in pos.installments:  # attribute arithmetic: this runs for every loan posted to
+        principal = i.principal_due - i.principal_paid
+        scheduled = principal + (i.interest_due - i.interest_paid) + (i.fee_due - i.fee_paid)
+        if scheduled > 0 and (oldest_unpaid is None or i.due_date < oldest_unpaid):
+            oldest_unpaid = i.due_date
+        if i.due_date < as_of:
+            overdue_principal += max(principal, ZERO)
+            overdue_amount += max(scheduled, ZERO)
     return {
         "id": state.record.id,
         "status": state.status,
         "closed_on": state.closed_on,
         "close_reason": state.close_reason,
-        "credit_balance_fen": to_minor(pos.credit_balance),
-        "outstanding_principal_fen": to_minor(pos.outstanding_principal),
-        "oldest_unpaid_due_date": min(unpaid) if unpaid else None,
+        "credit_balance_fen": fen_of(pos.credit_balance),
+        "outstanding_principal_fen": fen_of(pos.outstanding_principal),
+        "oldest_unpaid_due_date": oldest_unpaid,
         "dpd": dpd,
         "bucket": bucket_of(dpd).value,
-        "overdue_principal_fen": to_minor(sum((max(i.outstanding(Component.PRINCIPAL), ZERO) for i in overdue), ZERO)),
-        "overdue_amount_fen": to_minor(
-            sum((max(i.outstanding(c), ZERO) for i in overdue for c in SCHEDULED_COMPONENTS), ZERO)
-        ),
-        "penalty_charged_fen": to_minor(pos.penalty_charged_total),
+        "overdue_principal_fen": fen_of(overdue_principal),
+        "overdue_amount_fen": fen_of(overdue_amount),
+        "penalty_charged_fen": fen_of(pos.penalty_charged_total),
         "penalty_accrued_until": state.penalty_accrued_until,
         "last_value_date": state.last_value_date,
         "repost_from": state.repost_from,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from runoff.errors import InvariantBroken
 from runoff.store.ledger.models import (
@@ -22,6 +22,7 @@ from runoff.store.ledger.models import (
     journal_entries,
     journal_lines,
 )
+from runoff.store.ledger.rowsets import insert_rows
 from runoff.store.ledger.sequences import reserve_ids
 
 
@@ -118,8 +119,9 @@ def post_entries(conn: Connection, entries: Sequence[JournalEntry], *, actor: st
     for entry in entries:
         check_balanced(entry)
     ids = reserve_ids(conn, journal_entries, len(entries))
-    conn.execute(
-        insert(journal_entries),
+    insert_rows(
+        conn,
+        journal_entries,
         [
             {
                 "id": entry_id,
@@ -137,8 +139,9 @@ def post_entries(conn: Connection, entries: Sequence[JournalEntry], *, actor: st
             for entry_id, e in zip(ids, entries, strict=True)
         ],
     )
-    conn.execute(
-        insert(journal_lines),
+    insert_rows(
+        conn,
+        journal_lines,
         [
             {
                 "entry_id": entry_id,

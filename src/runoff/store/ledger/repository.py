@@ -14,12 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Self
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, RowMapping, String, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from runoff.errors import InvalidInput, NotFound
-from runoff.money import from_minor, to_minor
+from runoff.money import to_minor
 from runoff.servicing.position import DatedPayment, InstallmentPosition, LoanPosition
 from runoff.servicing.product import Component, Product
 from runoff.servicing.schedule import Schedule
@@ -33,8 +35,11 @@ from runoff.store.ledger.models import (
     products,
     schedule_versions,
 )
+from runoff.store.ledger.rowsets import insert_rows, update_rows
 
 PPB = Decimal(1_000_000_000)
+_ZERO_MONEY = Decimal("0.00")
+_COMPONENTS = {c.value: c for c in Component}
 
 
 class ProductCache:
@@ -50,8 +55,34 @@ class ProductCache:
         self._by_key[key] = product
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def _record(cls: Any, row: RowMapping) -> Any:
-    return cls(**{f.name: row[f.name] for f in fields(cls)})
+    return cls(*[row[name] for name in _field_names(cls)])
+
+
+def _columns(table: Any, cls: type) -> list[Any]:
+    """``table``'s columns in the order of ``cls``'s fields, so a result row builds the record positionally."""
+    return [table.c[name] for name in _field_names(cls)]
+
+
+def money_of(amount_fen: int) -> Decimal:
+    """Integer fen as a Decimal amount with two decimals (the fast path of ``money.from_minor``)."""
+    if amount_fen == 0:  # most paid and waived columns: skip building a Decimal
+        return _ZERO_MONEY
+    return Decimal(amount_fen).scaleb(-2)
+
+
+def fen_of(amount: Decimal) -> int:
+    """A cent-exact Decimal amount as integer fen (the fast path of ``money.to_minor``); refuses sub-cent amounts."""
+    scaled = amount.scaleb(2)
+    fen = int(scaled)
+    if fen != scaled:
+        return to_minor(amount)  # raises with the standard message
+    return fen
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +152,19 @@ class InstallmentRecord:
 
     def position(self, dated: Sequence[DatedPayment] = ()) -> InstallmentPosition:
         """Servicing's view: amounts waived are taken off what is due."""
+        z = _ZERO_MONEY  # inline fen → Decimal: this runs for every installment of every loan posted to
         return InstallmentPosition(
             number=self.number,
             due_date=self.due_date,
-            principal_due=from_minor(self.principal_due_fen - self.principal_waived_fen),
-            interest_due=from_minor(self.interest_due_fen - self.interest_waived_fen),
-            fee_due=from_minor(self.fee_due_fen - self.fee_waived_fen),
-            principal_paid=from_minor(self.principal_paid_fen),
-            interest_paid=from_minor(self.interest_paid_fen),
-            fee_paid=from_minor(self.fee_paid_fen),
-            penalty_accrued=from_minor(self.penalty_accrued_fen),
-            penalty_paid=from_minor(self.penalty_paid_fen),
-            penalty_waived=from_minor(self.penalty_waived_fen),
+            principal_due=Decimal(self.principal_due_fen - self.principal_waived_fen).scaleb(-2),
+            interest_due=Decimal(self.interest_due_fen - self.interest_waived_fen).scaleb(-2),
+            fee_due=Decimal(self.fee_due_fen - self.fee_waived_fen).scaleb(-2) if self.fee_due_fen else z,
+            principal_paid=Decimal(self.principal_paid_fen).scaleb(-2) if self.principal_paid_fen else z,
+            interest_paid=Decimal(self.interest_paid_fen).scaleb(-2) if self.interest_paid_fen else z,
+            fee_paid=Decimal(self.fee_paid_fen).scaleb(-2) if self.fee_paid_fen else z,
+            penalty_accrued=Decimal(self.penalty_accrued_fen).scaleb(-2) if self.penalty_accrued_fen else z,
+            penalty_paid=Decimal(self.penalty_paid_fen).scaleb(-2) if self.penalty_paid_fen else z,
+            penalty_waived=Decimal(self.penalty_waived_fen).scaleb(-2) if self.penalty_waived_fen else z,
             accrual_start=self.accrual_start,
             dated_payments=tuple(dated),
         )
@@ -233,6 +265,14 @@ class LedgerRepository:
         self.conn = conn
         self._products = products if products is not None else ProductCache()
 
+    def _in(self, column: Any, values: Sequence[Any]) -> Any:
+        """``column IN values``; on PostgreSQL ``column = ANY(array)``, one parameter instead of thousands
+        (the driver parses and the server plans one statement shape whatever the list's length)."""
+        if self.conn.dialect.name == "postgresql":
+            element = column.type if not isinstance(column.type, String) else String()
+            return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+        return column.in_(values)
+
     # --- products ------------------------------------------------------------------------------------------------
 
     def register_product(self, product: Product, *, now: datetime) -> int:
@@ -294,12 +334,13 @@ class LedgerRepository:
         """Loans by id; ``lock`` takes their row locks (PostgreSQL ``FOR UPDATE``, in id order against deadlocks)."""
         ids = sorted(set(loan_ids))
         out: dict[str, LoanRecord] = {}
+        columns = _columns(loans, LoanRecord)
         for chunk in _chunks(ids):
-            query = select(loans).where(loans.c.id.in_(chunk)).order_by(loans.c.id)
+            query = select(*columns).where(self._in(loans.c.id, chunk)).order_by(loans.c.id)
             if lock:
                 query = query.with_for_update()
-            for row in self.conn.execute(query).mappings():
-                out[row["id"]] = LoanRecord.from_row(row)
+            for row in self.conn.execute(query).all():
+                out[row[0]] = LoanRecord(*row)
         return out
 
     def require_loan(self, loan_id: str, *, lock: bool = False) -> LoanRecord:
@@ -313,11 +354,7 @@ class LedgerRepository:
 
     def update_loans(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Update loans by id; every row must carry the same columns (``id`` plus the ones to set)."""
-        if not rows:
-            return
-        columns = [c for c in rows[0] if c != "id"]
-        stmt = update(loans).where(loans.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in columns})
-        self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        update_rows(self.conn, loans, ("id",), rows)
 
     # --- schedule versions and installments ----------------------------------------------------------------------
 
@@ -361,7 +398,7 @@ class LedgerRepository:
                     (loans.c.id == schedule_versions.c.loan_id)
                     & (loans.c.schedule_version == schedule_versions.c.version),
                 )
-                .where(loans.c.id.in_(chunk))
+                .where(self._in(loans.c.id, chunk))
             )
             for row in self.conn.execute(query).mappings():
                 out[row["loan_id"]] = ScheduleVersionRecord.from_row(row)
@@ -413,44 +450,35 @@ class LedgerRepository:
 
     def installments_of(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[InstallmentRecord]]:
         """Installments of each (loan, version), in number order."""
-        wanted = sorted(set(keys))
+        wanted = set(keys)
         out: dict[tuple[str, int], list[InstallmentRecord]] = {k: [] for k in wanted}
         i = installments
-        for chunk in _chunks(wanted, 2000):
+        # loan_id IN (...) uses the primary key; a (loan_id, version) tuple IN plans badly on PostgreSQL.
+        columns = _columns(i, InstallmentRecord)
+        for chunk in _chunks(sorted({k[0] for k in wanted}), 2000):
             rows = self.conn.execute(
-                select(i)
-                .where(tuple_(i.c.loan_id, i.c.schedule_version).in_(chunk))
+                select(*columns)
+                .where(self._in(i.c.loan_id, chunk))
                 .order_by(i.c.loan_id, i.c.schedule_version, i.c.number)
-            ).mappings()
+            )
             for row in rows:
-                out[(row["loan_id"], row["schedule_version"])].append(InstallmentRecord.from_row(row))
+                key = (row[0], row[1])
+                if key in wanted:
+                    out[key].append(InstallmentRecord(*row))
         return out
 
     def update_installments(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Update installments by (loan_id, schedule_version, number); every row carries the same columns."""
-        if not rows:
-            return
-        keys = ("loan_id", "schedule_version", "number")
-        columns = [c for c in rows[0] if c not in keys]
-        stmt = (
-            update(installments)
-            .where(
-                installments.c.loan_id == bindparam("b_loan_id"),
-                installments.c.schedule_version == bindparam("b_schedule_version"),
-                installments.c.number == bindparam("b_number"),
-            )
-            .values({c: bindparam(f"b_{c}") for c in columns})
-        )
-        self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        update_rows(self.conn, installments, ("loan_id", "schedule_version", "number"), rows)
 
     # --- positions -----------------------------------------------------------------------------------------------
 
     def dated_payments(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int, int], list[DatedPayment]]:
         """Money applied to each installment with its value date: (loan, version, number) → payments."""
-        wanted = sorted(set(keys))
+        wanted = set(keys)
         out: dict[tuple[str, int, int], list[DatedPayment]] = defaultdict(list)
         a = allocations
-        for chunk in _chunks(wanted, 2000):
+        for chunk in _chunks(sorted({k[0] for k in wanted}), 2000):
             rows = self.conn.execute(
                 select(
                     a.c.loan_id,
@@ -460,17 +488,14 @@ class LedgerRepository:
                     a.c.component,
                     a.c.amount_fen,
                 )
-                .where(
-                    tuple_(a.c.loan_id, a.c.schedule_version).in_(chunk),
-                    a.c.reversed.is_(False),
-                    a.c.installment_number.is_not(None),
-                )
+                .where(self._in(a.c.loan_id, chunk), a.c.reversed.is_(False), a.c.installment_number.is_not(None))
                 .order_by(a.c.id)
             )
             for loan_id, version, number, value_date, component, amount_fen in rows:
-                out[(loan_id, version, number)].append(
-                    DatedPayment(value_date, Component(component), from_minor(amount_fen))
-                )
+                if (loan_id, version) in wanted:
+                    out[(loan_id, version, number)].append(
+                        DatedPayment(value_date, _COMPONENTS[component], money_of(amount_fen))
+                    )
         return out
 
     def positions(self, records: Iterable[LoanRecord]) -> dict[str, LoanPosition]:
@@ -506,7 +531,9 @@ class LedgerRepository:
         wanted = sorted(set(keys))
         out: dict[str, PaymentRecord] = {}
         for chunk in _chunks(wanted):
-            for row in self.conn.execute(select(payments).where(payments.c.idempotency_key.in_(chunk))).mappings():
+            for row in self.conn.execute(
+                select(payments).where(self._in(payments.c.idempotency_key, chunk))
+            ).mappings():
                 out[row["idempotency_key"]] = PaymentRecord.from_row(row)
         return out
 
@@ -515,19 +542,17 @@ class LedgerRepository:
         out: dict[int, list[AllocationRecord]] = defaultdict(list)
         for chunk in _chunks(wanted):
             rows = self.conn.execute(
-                select(allocations).where(allocations.c.payment_id.in_(chunk)).order_by(allocations.c.id)
+                select(allocations).where(self._in(allocations.c.payment_id, chunk)).order_by(allocations.c.id)
             ).mappings()
             for row in rows:
                 out[row["payment_id"]].append(AllocationRecord.from_row(row))
         return out
 
     def insert_payments(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(insert(payments), list(rows))
+        insert_rows(self.conn, payments, rows)
 
     def insert_allocations(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(insert(allocations), list(rows))
+        insert_rows(self.conn, allocations, rows)
 
     def live_allocation_count(self, loan_id: str, version: int) -> int:
         """Allocations (payments or credit) not reversed under ``loan_id``'s schedule ``version``."""
@@ -547,8 +572,7 @@ class LedgerRepository:
 
     def append_audit(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append to the audit log (never updated or deleted: the database refuses)."""
-        if rows:
-            self.conn.execute(insert(audit_log), list(rows))
+        insert_rows(self.conn, audit_log, rows)
 
 
 def build_position(
@@ -562,12 +586,12 @@ def build_position(
     return LoanPosition(
         loan_id=loan.id,
         product=product,
-        principal=from_minor(version.principal_fen),
+        principal=money_of(version.principal_fen),
         start_date=version.start_date,
         installments=tuple(row.position(dated.get((loan.id, row.schedule_version, row.number), ())) for row in rows),
         schedule_version=loan.schedule_version,
-        credit_balance=from_minor(loan.credit_balance_fen),
-        penalty_charged_total=from_minor(loan.penalty_charged_fen),
+        credit_balance=money_of(loan.credit_balance_fen),
+        penalty_charged_total=money_of(loan.penalty_charged_fen),
         annual_rate=Decimal(version.annual_rate) if version.annual_rate is not None else None,
         fee_rate=Decimal(version.fee_rate) if version.fee_rate is not None else None,
     )
