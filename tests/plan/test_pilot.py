@@ -221,9 +221,9 @@ def test_a_pilot_too_small_to_tell_recommends_change():
 
 def test_a_stricter_rule_can_turn_a_roll_out_into_change():
     rng = np.random.default_rng(10)
-    frame = _simulate(rng, {"control": 0.10, "offer": 0.16}, n=2000)
+    frame = _simulate(rng, {"control": 0.10, "offer": 0.16}, n=6000)
     assert analyze_pilot(frame).recommendation is Recommendation.ROLL_OUT
-    strict = analyze_pilot(frame, rule=DecisionRule(min_take_up_lift=0.05))
+    strict = analyze_pilot(frame, rule=DecisionRule(min_take_up_lift=0.08))
     assert strict.recommendation is Recommendation.CHANGE
 
 
