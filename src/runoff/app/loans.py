@@ -39,7 +39,7 @@ from runoff.store.ledger.models import (
     customers,
     journal_entries,
 )
-from runoff.store.ledger.repository import LoanRecord, ScheduleVersionRecord
+from runoff.store.ledger.repository import LoanRecord, ScheduleVersionRecord, fen_of
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 MAX_ID_LENGTH = 64
@@ -348,14 +348,18 @@ def apply_schedule(
     annual_rate: Decimal | None = None,
     fee_rate: Decimal | None = None,
     carried: Arrears | None = None,
+    capitalized_interest: Decimal = ZERO,
+    capitalized_fee: Decimal = ZERO,
     as_of: date | None = None,
 ) -> ScheduleChange:
     """Archive the live schedule version and make ``new_schedule`` live (展期 / 债务重组), atomically.
 
-    ``new_schedule.principal`` replaces the principal outstanding: less is a haircut
-    (Dr waivers, Cr loans_receivable); more capitalises arrears (Dr loans_receivable,
-    Cr interest_income). ``carried`` arrears stay due (installment 0); penalty booked and
-    neither carried nor capitalised is waived (Dr waivers, Cr penalty_receivable). Entries are
+    ``new_schedule.principal`` replaces the principal outstanding plus ``capitalized_interest`` and
+    ``capitalized_fee`` (overdue amounts added to principal: Dr loans_receivable, Cr interest_income /
+    fee_income); what it falls short of that is a haircut (Dr waivers, Cr loans_receivable). Without
+    the capitalised split, a new principal above the outstanding is booked as capitalised interest.
+    ``carried`` arrears stay due (installment 0); penalty booked and not carried is waived
+    (Dr waivers, Cr penalty_receivable). Entries are
     dated ``as_of`` (default: the new schedule's start). The same ``idempotency_key`` again
     returns the first change; on another loan it is refused.
     """
@@ -393,11 +397,22 @@ def apply_schedule(
         )
         carried_penalty = to_minor(carried.penalty) if carried is not None else 0
         entry = EntryBuilder(EntryKind.RESCHEDULE, value_date, loan_id=loan_id, schedule_version=version, memo=reason)
-        delta = new_principal - outstanding
-        if delta < 0:
-            entry.debit(LedgerAccount.WAIVERS, -delta).credit(LedgerAccount.LOANS_RECEIVABLE, -delta)
-        elif delta > 0:
-            entry.debit(LedgerAccount.LOANS_RECEIVABLE, delta).credit(LedgerAccount.INTEREST_INCOME, delta)
+        cap_interest, cap_fee = fen_of(capitalized_interest), fen_of(capitalized_fee)
+        if min(cap_interest, cap_fee) < 0:
+            raise InvalidInput("`capitalized`: amounts must be 0 or more", field="capitalized")
+        if not cap_interest and not cap_fee:
+            cap_interest = max(new_principal - outstanding, 0)
+        forgiven = outstanding + cap_interest + cap_fee - new_principal
+        if forgiven < 0:
+            raise InvalidInput(
+                f"`schedule`: new principal {new_schedule.principal} is more than the outstanding "
+                f"{from_minor(outstanding)} plus what is capitalised; expected at most "
+                f"{from_minor(outstanding + cap_interest + cap_fee)}",
+                field="schedule",
+            )
+        entry.debit(LedgerAccount.WAIVERS, forgiven).credit(LedgerAccount.LOANS_RECEIVABLE, forgiven)
+        entry.debit(LedgerAccount.LOANS_RECEIVABLE, cap_interest + cap_fee)
+        entry.credit(LedgerAccount.INTEREST_INCOME, cap_interest).credit(LedgerAccount.FEE_INCOME, cap_fee)
         waived_penalty = max(booked_penalty - carried_penalty, 0)
         reclassified = booked_penalty - waived_penalty
         entry.debit(LedgerAccount.WAIVERS, waived_penalty).credit(LedgerAccount.PENALTY_RECEIVABLE, waived_penalty)
