@@ -321,3 +321,24 @@ def test_the_announcement_lists_waves_options_and_passes_the_closure_rules(langu
     assert fmt.day(date(2026, 3, 16)) in text  # stop new draws, 60 days after the announcement
     assert len(content.waves) == 2
     assert ("accounts in arrears" in text) and ("current accounts" in text)
+
+
+def test_an_option_without_an_annualised_rate_leaves_the_rate_item_out_and_is_refused():
+    from dataclasses import replace
+
+    plan = fx.plan()
+    content = _content(plan, fx.current_position())
+    no_rate = replace(content, options=(replace(content.options[1], apr_nominal=None, apr_effective=None),))
+    rendered = render_notice(no_rate, language=Language.ZH_CN, channel=Channel.LETTER)
+    assert ContentItem.ANNUALISED_RATE not in rendered.items
+    assert "—" in _text(rendered)  # the missing rate shows as a dash, never as a made-up figure
+    with pytest.raises(ComplianceBlocked) as caught:
+        require_allowed(_check(plan, no_rate, rendered))
+    assert caught.value.rule_id == "CN-APR-01"
+
+
+def test_settling_on_the_drawing_date_costs_the_principal_at_a_zero_rate():
+    plan = fx.plan()
+    position = fx.current_position(start=fx.NOTICE_DAY)
+    settle = next(o for o in _content(plan, position).options if o.option_id == "settle")
+    assert settle.total_cost == Decimal("3000.00") and settle.apr_nominal == 0

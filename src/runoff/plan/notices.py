@@ -319,7 +319,7 @@ class NoticeContent:
     def apr_complete(self) -> bool:
         """Every figure that needs an annualised rate has one (the loan's own and each option's)."""
         loan_ok = self.loan is None or self.loan.apr_nominal is not None
-        return loan_ok and all(o.apr_nominal is not None or o.pay_now == o.total_cost for o in self.options)
+        return loan_ok and all(o.apr_nominal is not None for o in self.options)
 
     @property
     def complaint_deadline(self) -> date | None:
@@ -540,6 +540,10 @@ def option_terms(position: LoanPosition, option: OptionSpec, *, as_of: date) -> 
     settling = isinstance(option, EarlySettlementOption)
     installments = () if settling else quote.schedule.installments
     apr = quote.apr
+    nominal = apr.nominal if apr is not None else None
+    effective = apr.effective if apr is not None else None
+    if apr is None and settling and quote.due_now.interest == 0 and quote.due_now.fee == 0:
+        nominal = effective = ZERO  # settling before any interest accrues costs nothing beyond the principal
     return OptionTerms(
         option_id=option.id,
         kind=option.option_kind,
@@ -547,8 +551,8 @@ def option_terms(position: LoanPosition, option: OptionSpec, *, as_of: date) -> 
         pay_now=quote.pay_now,
         total_cost=quote.total_cost,
         saving=quote.saving,
-        apr_nominal=apr.nominal if apr is not None else None,
-        apr_effective=apr.effective if apr is not None else None,
+        apr_nominal=nominal,
+        apr_effective=effective,
         installments=len(installments),
         installment_amount=max((i.total for i in installments), default=None),
         first_due=installments[0].due_date if installments else None,
