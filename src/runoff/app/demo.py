@@ -168,8 +168,8 @@ def generated_book(
     summary = book_info(workspace, progress=lambda d, t: track("summarising the book", d, t))
     totals = generated.totals
     step.lines.append(
-        f"generated {customers:,} customers over {months} months: {totals.get('loans', 0):,} loans, "
-        f"{totals.get('payments', 0):,} payments, {totals.get('performance', 0):,} month-end rows"
+        f"generated {customers:,} customers over {months} months: {totals.get('loans_rows', 0):,} loans ({_yuan(totals.get('principal_fen', 0))} yuan lent), "
+        f"{totals.get('payments_rows', 0):,} payments, {totals.get('performance_rows', 0):,} month-end rows"
     )
     step.lines.append(
         f"ledger: {loaded.loans:,} open loans with {loaded.installments:,} installments as of {loaded.as_of} "

@@ -22,8 +22,12 @@ COMMAND_MODULES = (
     "runoff.cli.close",
     "runoff.cli.book",
     "runoff.cli.tape",
+    "runoff.cli.risk",
+    "runoff.cli.model",
     "runoff.cli.plan",
     "runoff.cli.compliance",
+    "runoff.cli.notices",
+    "runoff.cli.pilot",
     "runoff.cli.demo",
 )
 
