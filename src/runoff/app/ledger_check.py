@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 
-from runoff.store.ledger.invariants import INVARIANTS, Violation, run_invariant
+from runoff.store.ledger.invariants import CHECKS, Violation, run_scans
 from runoff.store.ledger.journal import balances_as_of
 from runoff.store.ledger.models import LedgerAccount, journal_entries, loans, payments
 from runoff.store.ledger.unit_of_work import UnitOfWork
+
+__all__ = ["CHECKS", "VerifyReport", "trial_balance", "verify_ledger"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +55,9 @@ class VerifyReport:
 def verify_ledger(*, uow: UnitOfWork, limit: int = 1000) -> VerifyReport:
     """Run every invariant in one read transaction (a consistent snapshot on PostgreSQL and SQLite WAL)."""
     started = time.perf_counter()
-    findings: list[Violation] = []
-    counts: dict[str, int] = {}
     with uow:
         conn = uow.connection
-        for invariant in INVARIANTS:
-            count, found = run_invariant(conn, invariant, limit=limit)
-            counts[invariant.name] = count
-            findings.extend(found)
+        counts, findings = run_scans(conn, limit=limit)
         n_loans = int(conn.execute(select(func.count()).select_from(loans)).scalar_one())
         n_payments = int(conn.execute(select(func.count()).select_from(payments)).scalar_one())
         n_entries = int(conn.execute(select(func.count()).select_from(journal_entries)).scalar_one())
@@ -73,7 +71,9 @@ def verify_ledger(*, uow: UnitOfWork, limit: int = 1000) -> VerifyReport:
     )
 
 
-def trial_balance(*, uow: UnitOfWork, as_of: Any = None, loan_id: str | None = None) -> dict[LedgerAccount, int]:
+def trial_balance(
+    *, uow: UnitOfWork, as_of: date | None = None, loan_id: str | None = None
+) -> dict[LedgerAccount, int]:
     """Each account's balance in fen (natural sign) for the book or one loan, as of a value date (all if None)."""
     with uow:
         if loan_id is not None:

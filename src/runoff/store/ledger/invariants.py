@@ -1,21 +1,23 @@
-"""The ledger's invariants as set-based SQL: each check is one query returning only the rows that break it.
+"""The ledger's invariants as set-based SQL: a few whole-table scans, each returning only the rows that break something.
 
-Every query is a GROUP BY or an anti-join over whole tables (no query per loan), so verifying a
-book of a million loans costs a few table scans. The application layer
-(:mod:`runoff.app.ledger_check`) turns the rows into findings.
+Checks that read the same tables share one scan: every per-loan balance (schedule, allocations,
+journal) comes out of one query that aggregates installments, allocations and journal lines once
+each, so verifying a book of a million loans costs a handful of table scans, never a query per
+loan. The application layer (:mod:`runoff.app.ledger_check`) turns the rows into findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One row that breaks an invariant: the object, what was expected and what the ledger holds (fen)."""
+    """One object that breaks an invariant: what was expected and what the ledger holds (fen)."""
 
     check: str
     object_type: str
@@ -25,265 +27,238 @@ class Violation:
     message: str
 
 
+CHECKS: dict[str, str] = {
+    "schedule_principal": "scheduled principal − principal paid − principal waived (live version) == outstanding principal",
+    "principal_allocated": "principal paid on the live installments == principal allocated under that version "
+    "(plus principal repaid before the ledger's history, on version 1)",
+    "receivable_matches_journal": "the journal's loans_receivable == outstanding principal (loans not charged off)",
+    "penalty_matches_journal": "the journal's penalty_receivable == penalty accrued − paid − waived on the live version",
+    "credit_matches_journal": "the journal's customer_credit == the loan's credit balance",
+    "live_version_exists": "every loan's live schedule version exists and has installments",
+    "loan_references": "every loan's product version, customer and account exist, and every account's customer",
+    "payment_allocations": "each posted payment's allocations (not reversed) sum to its amount",
+    "payment_cash": "each posted payment debits cash_clearing by its amount (net of reversals); a reversed one by nothing",
+    "entry_balanced": "every journal entry has lines and its debits equal its credits",
+    "line_matches_entry": "each journal line carries its entry's loan and value date",
+    "orphan_rows": "no installments, schedule versions, payments, allocations or journal lines without their parent",
+}
+
+_LIVE = "{a}.loan_id = l.id AND {a}.schedule_version = l.schedule_version"
+
+LOANS_SQL = f"""
+WITH inst AS (
+    SELECT i.loan_id,
+           SUM(i.principal_due_fen - i.principal_paid_fen - i.principal_waived_fen) AS principal_left,
+           SUM(i.principal_paid_fen) AS principal_paid,
+           SUM(i.penalty_accrued_fen - i.penalty_paid_fen - i.penalty_waived_fen) AS penalty_owed,
+           COUNT(*) AS n
+    FROM installments i JOIN loans l ON {_LIVE.format(a="i")}
+    GROUP BY i.loan_id
+), alloc AS (
+    SELECT a.loan_id, SUM(a.amount_fen) AS principal
+    FROM allocations a JOIN loans l ON {_LIVE.format(a="a")}
+    WHERE a.component = 'principal' AND NOT a.reversed
+    GROUP BY a.loan_id
+), jl AS (
+    SELECT loan_id,
+           SUM(CASE WHEN account = 'loans_receivable' THEN debit_fen - credit_fen ELSE 0 END) AS receivable,
+           SUM(CASE WHEN account = 'penalty_receivable' THEN debit_fen - credit_fen ELSE 0 END) AS penalty,
+           SUM(CASE WHEN account = 'customer_credit' THEN credit_fen - debit_fen ELSE 0 END) AS credit
+    FROM journal_lines
+    WHERE loan_id IS NOT NULL AND account IN ('loans_receivable', 'penalty_receivable', 'customer_credit')
+    GROUP BY loan_id
+), refs AS (
+    SELECT l.id,
+           CASE WHEN EXISTS (SELECT 1 FROM schedule_versions v
+                             WHERE v.loan_id = l.id AND v.version = l.schedule_version) THEN 1 ELSE 0 END AS has_version,
+           CASE WHEN EXISTS (SELECT 1 FROM products p WHERE p.id = l.product_id AND p.version = l.product_version)
+                 AND (l.customer_id IS NULL OR EXISTS (SELECT 1 FROM customers c WHERE c.id = l.customer_id))
+                 AND (l.account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id))
+                THEN 1 ELSE 0 END AS refs_ok
+    FROM loans l
+), v AS (
+    SELECT l.id, l.status, l.outstanding_principal_fen AS outstanding, l.credit_balance_fen AS credit_balance,
+           l.schedule_version,
+           COALESCE(inst.principal_left, 0) AS principal_left,
+           COALESCE(inst.principal_paid, 0) AS principal_paid,
+           COALESCE(alloc.principal, 0)
+             + CASE WHEN l.schedule_version = 1 THEN l.opening_principal_paid_fen ELSE 0 END AS principal_allocated,
+           COALESCE(inst.penalty_owed, 0) AS penalty_owed,
+           COALESCE(inst.n, 0) AS installments,
+           COALESCE(jl.receivable, 0) AS receivable,
+           COALESCE(jl.penalty, 0) AS penalty_booked,
+           COALESCE(jl.credit, 0) AS credit_booked,
+           refs.has_version, refs.refs_ok
+    FROM loans l
+    JOIN refs ON refs.id = l.id
+    LEFT JOIN inst ON inst.loan_id = l.id
+    LEFT JOIN alloc ON alloc.loan_id = l.id
+    LEFT JOIN jl ON jl.loan_id = l.id
+)
+SELECT * FROM v
+WHERE principal_left <> outstanding
+   OR principal_paid <> principal_allocated
+   OR (status <> 'charged-off' AND (receivable <> outstanding OR penalty_booked <> penalty_owed))
+   OR credit_booked <> credit_balance
+   OR has_version = 0 OR installments = 0 OR refs_ok = 0
+UNION ALL
+SELECT 'account ' || a.id, 'account', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0
+FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = a.customer_id)
+"""
+
+PAYMENTS_SQL = """
+WITH alloc AS (
+    SELECT payment_id, SUM(amount_fen) AS fen FROM allocations
+    WHERE payment_id IS NOT NULL AND NOT reversed GROUP BY payment_id
+), cash AS (
+    SELECT e.payment_id, SUM(jl.debit_fen - jl.credit_fen) AS fen
+    FROM journal_entries e JOIN journal_lines jl ON jl.entry_id = e.id
+    WHERE e.payment_id IS NOT NULL AND jl.account = 'cash_clearing'
+    GROUP BY e.payment_id
+)
+SELECT p.id, p.status, p.amount_fen, COALESCE(alloc.fen, 0), COALESCE(cash.fen, 0)
+FROM payments p LEFT JOIN alloc ON alloc.payment_id = p.id LEFT JOIN cash ON cash.payment_id = p.id
+WHERE (p.status = 'posted' AND (COALESCE(alloc.fen, 0) <> p.amount_fen OR COALESCE(cash.fen, 0) <> p.amount_fen))
+   OR (p.status <> 'posted' AND COALESCE(cash.fen, 0) <> 0)
+"""
+
+JOURNAL_SQL = """
+SELECT e.id, COALESCE(SUM(jl.debit_fen), 0), COALESCE(SUM(jl.credit_fen), 0), COUNT(jl.id),
+       SUM(CASE WHEN jl.value_date <> e.value_date OR (jl.loan_id IS NULL) <> (e.loan_id IS NULL)
+                     OR jl.loan_id <> e.loan_id THEN 1 ELSE 0 END)
+FROM journal_entries e LEFT JOIN journal_lines jl ON jl.entry_id = e.id
+GROUP BY e.id
+HAVING COALESCE(SUM(jl.debit_fen), 0) <> COALESCE(SUM(jl.credit_fen), 0) OR COUNT(jl.id) = 0
+    OR SUM(CASE WHEN jl.value_date <> e.value_date OR (jl.loan_id IS NULL) <> (e.loan_id IS NULL)
+                     OR jl.loan_id <> e.loan_id THEN 1 ELSE 0 END) > 0
+"""
+
+ORPHANS_SQL = """
+SELECT 'installments', s.loan_id FROM (SELECT DISTINCT loan_id, schedule_version FROM installments) s
+WHERE NOT EXISTS (SELECT 1 FROM schedule_versions v WHERE v.loan_id = s.loan_id AND v.version = s.schedule_version)
+   OR NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = s.loan_id)
+UNION ALL
+SELECT 'schedule_versions', v.loan_id FROM schedule_versions v
+WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = v.loan_id)
+UNION ALL
+SELECT 'payments', CAST(p.id AS VARCHAR(32)) FROM payments p
+WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = p.loan_id)
+UNION ALL
+SELECT 'allocations', CAST(a.id AS VARCHAR(32)) FROM allocations a
+WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = a.loan_id)
+   OR (a.payment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = a.payment_id))
+   OR (a.source = 'payment' AND a.payment_id IS NULL)
+UNION ALL
+SELECT 'journal_lines', CAST(s.entry_id AS VARCHAR(32)) FROM (SELECT DISTINCT entry_id FROM journal_lines) s
+WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.id = s.entry_id)
+UNION ALL
+SELECT 'journal_entries', CAST(e.id AS VARCHAR(32)) FROM journal_entries e
+WHERE (e.loan_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = e.loan_id))
+   OR (e.payment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = e.payment_id))
+   OR (e.reverses_entry_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.id = e.reverses_entry_id))
+   OR (e.close_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_closes c WHERE c.id = e.close_id))
+"""
+
+
+def _v(check: str, kind: str, oid: Any, expected: Any, actual: Any, message: str) -> Violation:
+    return Violation(
+        check,
+        kind,
+        str(oid),
+        None if expected is None else int(expected),
+        None if actual is None else int(actual),
+        message,
+    )
+
+
+def _loan_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    (oid, status, outstanding, credit, version, left, paid, allocated, penalty_owed, n, receivable, penalty_booked,
+     credit_booked, has_version, refs_ok) = row  # fmt: skip
+    if status == "account":
+        yield _v(
+            "loan_references", "account", oid[len("account ") :], None, None, f"{oid}: its customer does not exist"
+        )
+        return
+    if left != outstanding:
+        yield _v("schedule_principal", "loan", oid, outstanding, left,
+                 f"loan {oid}: outstanding principal is {outstanding} fen but its live installments leave {left} fen")  # fmt: skip
+    if paid != allocated:
+        yield _v("principal_allocated", "loan", oid, paid, allocated,
+                 f"loan {oid}: installments show {paid} fen of principal paid but allocations account for {allocated} fen")  # fmt: skip
+    if status != "charged-off" and receivable != outstanding:
+        yield _v("receivable_matches_journal", "loan", oid, outstanding, receivable,
+                 f"loan {oid}: outstanding principal is {outstanding} fen but loans_receivable holds {receivable} fen")  # fmt: skip
+    if status != "charged-off" and penalty_booked != penalty_owed:
+        yield _v("penalty_matches_journal", "loan", oid, penalty_owed, penalty_booked,
+                 f"loan {oid}: installments owe {penalty_owed} fen of penalty but penalty_receivable holds {penalty_booked} fen")  # fmt: skip
+    if credit_booked != credit:
+        yield _v("credit_matches_journal", "loan", oid, credit, credit_booked,
+                 f"loan {oid}: credit balance is {credit} fen but customer_credit holds {credit_booked} fen")  # fmt: skip
+    if not has_version or not n:
+        yield _v("live_version_exists", "loan", oid, version, None,
+                 f"loan {oid}: live schedule version {version} is missing or has no installments")  # fmt: skip
+    if not refs_ok:
+        yield _v(
+            "loan_references",
+            "loan",
+            oid,
+            None,
+            None,
+            f"loan {oid}: its product version, customer or account does not exist",
+        )
+
+
+def _payment_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    oid, status, amount, allocated, cash = row
+    expected_cash = amount if status == "posted" else 0
+    if status == "posted" and allocated != amount:
+        yield _v("payment_allocations", "payment", oid, amount, allocated,
+                 f"payment {oid}: amount {amount} fen but its allocations sum to {allocated} fen")  # fmt: skip
+    if cash != expected_cash:
+        yield _v("payment_cash", "payment", oid, expected_cash, cash,
+                 f"payment {oid}: should bring {expected_cash} fen of cash but the journal shows {cash} fen")  # fmt: skip
+
+
+def _journal_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    oid, debit, credit, lines, mismatched = row
+    if debit != credit or not lines:
+        yield _v("entry_balanced", "journal_entry", oid, debit, credit,
+                 f"journal entry {oid}: debits {debit} fen, credits {credit} fen over {lines} lines")  # fmt: skip
+    if mismatched:
+        yield _v("line_matches_entry", "journal_entry", oid, None, None,
+                 f"journal entry {oid}: {mismatched} lines carry another loan or value date than the entry")  # fmt: skip
+
+
+def _orphan_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    table, oid = row
+    yield _v("orphan_rows", table, oid, None, None, f"{table} {oid}: its parent row does not exist")
+
+
 @dataclass(frozen=True, slots=True)
-class Invariant:
+class Scan:
+    """One set-based query and how its rows become violations."""
+
     name: str
-    description: str
-    object_type: str
-    sql: str  # selects (object_id, expected, actual)
-    message: Callable[[str, int | None, int | None], str]
+    sql: str
+    violations: Callable[[Sequence[Any]], Iterator[Violation]]
 
 
-def _live(alias: str) -> str:
-    """Join condition: ``alias`` rows of the loan's live schedule version."""
-    return f"{alias}.loan_id = l.id AND {alias}.schedule_version = l.schedule_version"
-
-
-INVARIANTS: tuple[Invariant, ...] = (
-    Invariant(
-        "schedule_principal",
-        "scheduled principal − principal paid − principal waived (live version) == the loan's outstanding principal",
-        "loan",
-        f"""
-        SELECT l.id, l.outstanding_principal_fen,
-               COALESCE(SUM(i.principal_due_fen - i.principal_paid_fen - i.principal_waived_fen), 0)
-        FROM loans l LEFT JOIN installments i ON {_live("i")}
-        GROUP BY l.id, l.outstanding_principal_fen
-        HAVING l.outstanding_principal_fen
-               <> COALESCE(SUM(i.principal_due_fen - i.principal_paid_fen - i.principal_waived_fen), 0)
-        """,
-        lambda o, e, a: f"loan {o}: outstanding principal is {e} fen but its live installments leave {a} fen",
-    ),
-    Invariant(
-        "principal_allocated",
-        "principal paid on the live installments == principal allocated under that version (plus principal "
-        "repaid before the ledger's history, on version 1)",
-        "loan",
-        f"""
-        WITH paid AS (
-            SELECT i.loan_id, SUM(i.principal_paid_fen) AS fen
-            FROM installments i JOIN loans l ON {_live("i")} GROUP BY i.loan_id
-        ), allocated AS (
-            SELECT a.loan_id, SUM(a.amount_fen) AS fen
-            FROM allocations a JOIN loans l ON {_live("a")}
-            WHERE a.component = 'principal' AND NOT a.reversed GROUP BY a.loan_id
-        )
-        SELECT l.id, COALESCE(paid.fen, 0),
-               COALESCE(allocated.fen, 0)
-               + CASE WHEN l.schedule_version = 1 THEN l.opening_principal_paid_fen ELSE 0 END
-        FROM loans l
-        LEFT JOIN paid ON paid.loan_id = l.id
-        LEFT JOIN allocated ON allocated.loan_id = l.id
-        WHERE COALESCE(paid.fen, 0) <> COALESCE(allocated.fen, 0)
-              + CASE WHEN l.schedule_version = 1 THEN l.opening_principal_paid_fen ELSE 0 END
-        """,
-        lambda o, e, a: f"loan {o}: installments show {e} fen of principal paid but allocations account for {a} fen",
-    ),
-    Invariant(
-        "receivable_matches_journal",
-        "the journal's loans_receivable balance == the loan's outstanding principal (loans not charged off)",
-        "loan",
-        """
-        WITH lr AS (
-            SELECT loan_id, SUM(debit_fen - credit_fen) AS fen
-            FROM journal_lines WHERE account = 'loans_receivable' AND loan_id IS NOT NULL GROUP BY loan_id
-        )
-        SELECT l.id, l.outstanding_principal_fen, COALESCE(lr.fen, 0)
-        FROM loans l LEFT JOIN lr ON lr.loan_id = l.id
-        WHERE l.status <> 'charged-off' AND COALESCE(lr.fen, 0) <> l.outstanding_principal_fen
-        """,
-        lambda o, e, a: f"loan {o}: outstanding principal is {e} fen but loans_receivable holds {a} fen",
-    ),
-    Invariant(
-        "penalty_matches_journal",
-        "the journal's penalty_receivable balance == penalty accrued − paid − waived on the live installments",
-        "loan",
-        f"""
-        WITH pr AS (
-            SELECT loan_id, SUM(debit_fen - credit_fen) AS fen
-            FROM journal_lines WHERE account = 'penalty_receivable' AND loan_id IS NOT NULL GROUP BY loan_id
-        ), owed AS (
-            SELECT i.loan_id, SUM(i.penalty_accrued_fen - i.penalty_paid_fen - i.penalty_waived_fen) AS fen
-            FROM installments i JOIN loans l ON {_live("i")} GROUP BY i.loan_id
-        )
-        SELECT l.id, COALESCE(owed.fen, 0), COALESCE(pr.fen, 0)
-        FROM loans l LEFT JOIN pr ON pr.loan_id = l.id LEFT JOIN owed ON owed.loan_id = l.id
-        WHERE l.status <> 'charged-off' AND COALESCE(pr.fen, 0) <> COALESCE(owed.fen, 0)
-        """,
-        lambda o, e, a: f"loan {o}: installments owe {e} fen of penalty but penalty_receivable holds {a} fen",
-    ),
-    Invariant(
-        "credit_matches_journal",
-        "the journal's customer_credit balance == the loan's credit balance",
-        "loan",
-        """
-        WITH cc AS (
-            SELECT loan_id, SUM(credit_fen - debit_fen) AS fen
-            FROM journal_lines WHERE account = 'customer_credit' AND loan_id IS NOT NULL GROUP BY loan_id
-        )
-        SELECT l.id, l.credit_balance_fen, COALESCE(cc.fen, 0)
-        FROM loans l LEFT JOIN cc ON cc.loan_id = l.id
-        WHERE COALESCE(cc.fen, 0) <> l.credit_balance_fen
-        """,
-        lambda o, e, a: f"loan {o}: credit balance is {e} fen but customer_credit holds {a} fen",
-    ),
-    Invariant(
-        "payment_allocations",
-        "each posted payment's allocations (not reversed) sum to its amount",
-        "payment",
-        """
-        SELECT p.id, p.amount_fen, COALESCE(SUM(a.amount_fen), 0)
-        FROM payments p LEFT JOIN allocations a ON a.payment_id = p.id AND NOT a.reversed
-        WHERE p.status = 'posted'
-        GROUP BY p.id, p.amount_fen
-        HAVING p.amount_fen <> COALESCE(SUM(a.amount_fen), 0)
-        """,
-        lambda o, e, a: f"payment {o}: amount {e} fen but its allocations sum to {a} fen",
-    ),
-    Invariant(
-        "payment_cash",
-        "each posted payment debits cash_clearing by its amount (net of reversals); a reversed one by nothing",
-        "payment",
-        """
-        WITH cash AS (
-            SELECT e.payment_id, SUM(jl.debit_fen - jl.credit_fen) AS fen
-            FROM journal_entries e JOIN journal_lines jl ON jl.entry_id = e.id
-            WHERE e.payment_id IS NOT NULL AND jl.account = 'cash_clearing'
-            GROUP BY e.payment_id
-        )
-        SELECT p.id, CASE WHEN p.status = 'posted' THEN p.amount_fen ELSE 0 END, COALESCE(cash.fen, 0)
-        FROM payments p LEFT JOIN cash ON cash.payment_id = p.id
-        WHERE COALESCE(cash.fen, 0) <> CASE WHEN p.status = 'posted' THEN p.amount_fen ELSE 0 END
-        """,
-        lambda o, e, a: f"payment {o}: should bring {e} fen of cash but the journal shows {a} fen",
-    ),
-    Invariant(
-        "entry_balanced",
-        "every journal entry has lines and its debits equal its credits",
-        "journal_entry",
-        """
-        SELECT e.id, COALESCE(SUM(jl.debit_fen), 0), COALESCE(SUM(jl.credit_fen), 0)
-        FROM journal_entries e LEFT JOIN journal_lines jl ON jl.entry_id = e.id
-        GROUP BY e.id
-        HAVING COALESCE(SUM(jl.debit_fen), 0) <> COALESCE(SUM(jl.credit_fen), 0) OR COUNT(jl.id) = 0
-        """,
-        lambda o, e, a: f"journal entry {o}: debits {e} fen, credits {a} fen",
-    ),
-    Invariant(
-        "line_matches_entry",
-        "each journal line carries its entry's loan and value date",
-        "journal_entry",
-        """
-        SELECT DISTINCT e.id, NULL, NULL
-        FROM journal_entries e JOIN journal_lines jl ON jl.entry_id = e.id
-        WHERE jl.value_date <> e.value_date
-           OR (jl.loan_id IS NULL) <> (e.loan_id IS NULL)
-           OR jl.loan_id <> e.loan_id
-        """,
-        lambda o, e, a: f"journal entry {o}: a line's loan or value date differs from the entry's",
-    ),
-    Invariant(
-        "orphan_installments",
-        "every installment belongs to a schedule version of an existing loan",
-        "loan",
-        """
-        SELECT DISTINCT i.loan_id, NULL, NULL FROM installments i
-        WHERE NOT EXISTS (SELECT 1 FROM schedule_versions v
-                          WHERE v.loan_id = i.loan_id AND v.version = i.schedule_version)
-           OR NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = i.loan_id)
-        """,
-        lambda o, e, a: f"loan {o}: installments without their loan or schedule version",
-    ),
-    Invariant(
-        "orphan_versions",
-        "every schedule version belongs to an existing loan",
-        "loan",
-        """
-        SELECT DISTINCT v.loan_id, NULL, NULL FROM schedule_versions v
-        WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = v.loan_id)
-        """,
-        lambda o, e, a: f"loan {o}: schedule versions without the loan",
-    ),
-    Invariant(
-        "live_version_exists",
-        "every loan's live schedule version exists and has installments",
-        "loan",
-        """
-        SELECT l.id, l.schedule_version, NULL FROM loans l
-        WHERE NOT EXISTS (SELECT 1 FROM schedule_versions v WHERE v.loan_id = l.id AND v.version = l.schedule_version)
-           OR NOT EXISTS (SELECT 1 FROM installments i
-                          WHERE i.loan_id = l.id AND i.schedule_version = l.schedule_version)
-        """,
-        lambda o, e, a: f"loan {o}: live schedule version {e} is missing or has no installments",
-    ),
-    Invariant(
-        "loan_references",
-        "every loan's product version, customer and account exist, and every account's customer",
-        "loan",
-        """
-        SELECT l.id, NULL, NULL FROM loans l
-        WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = l.product_id AND p.version = l.product_version)
-           OR (l.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = l.customer_id))
-           OR (l.account_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id))
-        UNION
-        SELECT 'account ' || a.id, NULL, NULL FROM accounts a
-        WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = a.customer_id)
-        """,
-        lambda o, e, a: f"loan {o}: its product version, customer or account does not exist",
-    ),
-    Invariant(
-        "orphan_payments",
-        "every payment belongs to an existing loan",
-        "payment",
-        "SELECT p.id, NULL, NULL FROM payments p WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = p.loan_id)",
-        lambda o, e, a: f"payment {o}: its loan does not exist",
-    ),
-    Invariant(
-        "orphan_allocations",
-        "every allocation belongs to an existing loan and, when funded by a payment, to an existing payment",
-        "allocation",
-        """
-        SELECT a.id, NULL, NULL FROM allocations a
-        WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = a.loan_id)
-           OR (a.payment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = a.payment_id))
-           OR (a.source = 'payment' AND a.payment_id IS NULL)
-        """,
-        lambda o, e, a: f"allocation {o}: its loan or payment does not exist",
-    ),
-    Invariant(
-        "orphan_journal",
-        "every journal line belongs to an entry, and every entry's loan and payment exist",
-        "journal_entry",
-        """
-        SELECT jl.entry_id, NULL, NULL FROM journal_lines jl
-        WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.id = jl.entry_id)
-        UNION
-        SELECT e.id, NULL, NULL FROM journal_entries e
-        WHERE (e.loan_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = e.loan_id))
-           OR (e.payment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = e.payment_id))
-           OR (e.reverses_entry_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.id = e.reverses_entry_id))
-           OR (e.close_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_closes c WHERE c.id = e.close_id))
-        """,
-        lambda o, e, a: f"journal entry {o}: orphan line, or its loan, payment, reversed entry or close does not exist",
-    ),
+SCANS: tuple[Scan, ...] = (
+    Scan("loans", LOANS_SQL, _loan_violations),
+    Scan("payments", PAYMENTS_SQL, _payment_violations),
+    Scan("journal", JOURNAL_SQL, _journal_violations),
+    Scan("orphans", ORPHANS_SQL, _orphan_violations),
 )
 
 
-def run_invariant(conn: Connection, invariant: Invariant, *, limit: int) -> tuple[int, list[Violation]]:
-    """How many rows break ``invariant`` and the first ``limit`` of them."""
-    rows = conn.execute(text(invariant.sql)).all()
-    found = [
-        Violation(
-            check=invariant.name,
-            object_type=invariant.object_type,
-            object_id=str(r[0]),
-            expected=None if r[1] is None else int(r[1]),
-            actual=None if r[2] is None else int(r[2]),
-            message=invariant.message(
-                str(r[0]), None if r[1] is None else int(r[1]), None if r[2] is None else int(r[2])
-            ),
-        )
-        for r in rows[:limit]
-    ]
-    return len(rows), found
+def run_scans(conn: Connection, *, limit: int) -> tuple[dict[str, int], list[Violation]]:
+    """Violation counts per check and the first ``limit`` violations of each."""
+    counts = dict.fromkeys(CHECKS, 0)
+    kept: list[Violation] = []
+    for scan in SCANS:
+        for row in conn.execute(text(scan.sql)):
+            for violation in scan.violations(tuple(row)):
+                counts[violation.check] += 1
+                if counts[violation.check] <= limit:
+                    kept.append(violation)
+    return counts, kept
