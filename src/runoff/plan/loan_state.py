@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
+import numpy as np
 import polars as pl
 
 from runoff.errors import InvalidInput
@@ -120,6 +121,38 @@ def _round_div(num: pl.Expr, den: int, half_even: pl.Expr) -> pl.Expr:
     return quotient + up.cast(pl.Int64)
 
 
+def sorted_by_loan(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in (loan, number) order; a table already in that order (the usual case) is not sorted again."""
+    ids = rows.get_column("loan_id").to_numpy()
+    numbers = rows.get_column("number").to_numpy()
+    if ids.size < 2:
+        return rows
+    step = ids[1:] != ids[:-1] if ids.dtype == object else ids[1:] > ids[:-1]
+    same = ids[1:] == ids[:-1]
+    if ids.dtype != object and bool(np.all(step | (same & (numbers[1:] > numbers[:-1])))):
+        return rows
+    return rows.sort("loan_id", "number")
+
+
+def beside_their_loans(rows: pl.DataFrame, loans: pl.DataFrame) -> pl.DataFrame:
+    """Installment rows (sorted by loan and number) with their loan's columns, for the loans in both tables.
+
+    When both hold the same loans (the usual case), the loan columns are gathered by position instead of joined.
+    """
+    rows = sorted_by_loan(rows)
+    loans = loans.sort("loan_id")
+    row_ids = rows.get_column("loan_id")
+    boundary = np.r_[True, (row_ids[1:] != row_ids[:-1]).to_numpy()] if rows.height else np.zeros(0, dtype=bool)
+    if (
+        rows.height
+        and loans.height == int(boundary.sum())
+        and row_ids.filter(pl.Series(boundary)).equals(loans.get_column("loan_id"), check_names=False)
+    ):
+        index = np.cumsum(boundary) - 1
+        return pl.concat([rows, loans.drop("loan_id")[index]], how="horizontal")
+    return rows.join(loans, on="loan_id", how="inner", maintain_order="left")
+
+
 def loan_states(
     loans: pl.DataFrame,
     installments: pl.DataFrame,
@@ -153,62 +186,75 @@ def loan_states(
     given_penalty = "penalty_to_date_fen" in rows.columns
     key_dtype = loans.schema["loan_id"]
     terms = loans.select("loan_id", "product_id", "start_date").join(catalogue, on="product_id", how="left")
-    rows = (
-        rows.with_columns(pl.col("loan_id").cast(key_dtype))
-        .join(terms, on="loan_id", how="inner")
-        .sort("loan_id", "number")
-        .with_columns(
-            (pl.col("principal_fen") - pl.col("principal_waived_fen") - pl.col("principal_paid_fen")).alias("p_out"),
-            (pl.col("interest_fen") - pl.col("interest_waived_fen") - pl.col("interest_paid_fen")).alias("i_out"),
-            (pl.col("fee_fen") - pl.col("fee_waived_fen") - pl.col("fee_paid_fen")).alias("f_out"),
-            (pl.col("due_on") <= as_of).alias("due_by"),
-            (pl.col("due_on") > as_of).alias("future"),
-        )
+    rows = beside_their_loans(rows.with_columns(pl.col("loan_id").cast(key_dtype)), terms).with_columns(
+        (pl.col("principal_fen") - pl.col("principal_waived_fen") - pl.col("principal_paid_fen")).alias("p_out"),
+        (pl.col("interest_fen") - pl.col("interest_waived_fen") - pl.col("interest_paid_fen")).alias("i_out"),
+        (pl.col("fee_fen") - pl.col("fee_waived_fen") - pl.col("fee_paid_fen")).alias("f_out"),
+        (pl.col("due_on") <= as_of).alias("due_by"),
+        (pl.col("due_on") > as_of).alias("future"),
     )
     if not given_penalty:
         rows = _penalty_to_date(rows, loans, products, as_of=as_of)
-    rows = rows.with_columns(
+    # Rows are sorted by loan and number, so the previous row is the previous installment when it is the same
+    # loan's, and the future installments (due after as_of) are each loan's last ones.
+    same_loan = pl.col("loan_id") == pl.col("loan_id").shift(1)
+    first_future = pl.col("future") & ~(same_loan & pl.col("future").shift(1)).fill_null(False)
+    scheduled = pl.col("p_out") + pl.col("i_out") + pl.col("f_out")
+    unpaid = (pl.col("p_out") > 0) | (pl.col("i_out") > 0) | (pl.col("f_out") > 0)
+    left = scheduled + pl.col("penalty_accrued_fen") - pl.col("penalty_waived_fen") - pl.col("penalty_paid_fen")
+
+    def where(condition: pl.Expr, value: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(condition).then(value).otherwise(0).alias(name)
+
+    def first(value: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(pl.col("_first")).then(value).otherwise(None).alias(name)
+
+    rows = rows.with_columns(first_future.alias("_first"), same_loan.fill_null(False).alias("_same")).with_columns(
         (pl.col("penalty_to_date_fen") - pl.col("penalty_paid_fen") - pl.col("penalty_waived_fen"))
         .clip(0)
-        .alias("penalty_left"),
-        pl.col("due_on").shift(1).over("loan_id").alias("previous_due"),
+        .alias("penalty_fen"),
+        where(pl.col("due_by"), pl.col("p_out").clip(0), "arrears_principal_fen"),
+        where(pl.col("due_by"), pl.col("i_out").clip(0), "arrears_interest_fen"),
+        where(pl.col("due_by"), pl.col("f_out").clip(0), "arrears_fee_fen"),
+        where(pl.col("future"), pl.col("p_out").clip(0), "future_principal_fen"),
+        where(pl.col("future"), pl.col("i_out"), "future_interest_fen"),
+        where(pl.col("future"), pl.col("f_out"), "future_fee_fen"),
+        scheduled.alias("scheduled_left_fen"),
+        first(pl.col("i_out").clip(0), "current_interest_fen"),
+        first(pl.col("f_out").clip(0), "current_fee_fen"),
+        first(scheduled, "next_payment_fen"),
+        first(
+            pl.coalesce(
+                "accrual_start",
+                pl.when(pl.col("_same")).then(pl.col("due_on").shift(1)).otherwise(None),
+                "start_date",
+            ),
+            "period_start",
+        ),
+        first(pl.col("due_on"), "current_due"),
+        (left > 0).alias("open"),
+        pl.when((pl.col("due_on") < as_of) & unpaid).then(pl.col("due_on")).otherwise(None).alias("oldest_unpaid"),
     )
-
-    def first_future(expr: pl.Expr) -> pl.Expr:
-        return expr.filter(pl.col("future")).first()
-
+    summed = (
+        "arrears_principal_fen",
+        "arrears_interest_fen",
+        "arrears_fee_fen",
+        "penalty_fen",
+        "future_principal_fen",
+        "future_interest_fen",
+        "future_fee_fen",
+        "scheduled_left_fen",
+    )
     state = rows.group_by("loan_id", maintain_order=True).agg(
         pl.col("p_out").sum().alias("outstanding_principal_fen"),
-        pl.col("p_out").filter(pl.col("due_by")).clip(0).sum().alias("arrears_principal_fen"),
-        pl.col("i_out").filter(pl.col("due_by")).clip(0).sum().alias("arrears_interest_fen"),
-        pl.col("f_out").filter(pl.col("due_by")).clip(0).sum().alias("arrears_fee_fen"),
-        pl.col("penalty_left").sum().alias("penalty_fen"),
-        pl.col("p_out").filter(pl.col("future")).clip(0).sum().alias("future_principal_fen"),
-        pl.col("i_out").filter(pl.col("future")).sum().alias("future_interest_fen"),
-        pl.col("f_out").filter(pl.col("future")).sum().alias("future_fee_fen"),
-        (pl.col("p_out") + pl.col("i_out") + pl.col("f_out")).sum().alias("scheduled_left_fen"),
+        *(pl.col(c).sum() for c in summed),
         pl.col("future").sum().cast(pl.Int64).alias("n_future"),
-        first_future(pl.col("i_out").clip(0)).alias("current_interest_fen"),
-        first_future(pl.col("f_out").clip(0)).alias("current_fee_fen"),
-        first_future(pl.col("p_out") + pl.col("i_out") + pl.col("f_out")).alias("next_payment_fen"),
-        first_future(pl.coalesce("accrual_start", "previous_due", "start_date")).alias("period_start"),
-        first_future(pl.col("due_on")).alias("current_due"),
+        *(pl.col(c).max() for c in ("current_interest_fen", "current_fee_fen", "next_payment_fen")),
+        pl.col("period_start").max(),
+        pl.col("current_due").max(),
         pl.col("due_on").max().alias("maturity"),
-        (
-            pl.col("p_out")
-            + pl.col("i_out")
-            + pl.col("f_out")
-            + pl.col("penalty_accrued_fen")
-            - pl.col("penalty_waived_fen")
-            - pl.col("penalty_paid_fen")
-            > 0
-        )
-        .any()
-        .alias("open"),
-        pl.col("due_on")
-        .filter((pl.col("due_on") < as_of) & ((pl.col("p_out") > 0) | (pl.col("i_out") > 0) | (pl.col("f_out") > 0)))
-        .min()
-        .alias("oldest_unpaid"),
+        pl.col("open").any(),
+        pl.col("oldest_unpaid").min(),
     )
     extra = [c for c in ("annual_rate", "fee_rate", "credit_balance_fen") if c in loans.columns]
     out = (

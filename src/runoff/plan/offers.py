@@ -302,7 +302,11 @@ def _reschedule_terms(chunk: pl.DataFrame, option: OptionSpec, as_of: date) -> _
     n = chunk.height
     today = np.datetime64(as_of, "D")
     method_text, annual, fee = _loan_rates(chunk)
-    codes = np.asarray([METHOD_CODES[Method(m)] for m in method_text], dtype=np.int8)
+    codes = (
+        chunk.get_column("method")
+        .replace_strict({m.value: code for m, code in METHOD_CODES.items()}, return_dtype=pl.Int8)
+        .to_numpy()
+    )
     outstanding = _col(chunk, "outstanding_principal_fen")
     n_future = _col(chunk, "n_future")
     penalty = _col(chunk, "penalty_fen")
@@ -389,9 +393,13 @@ def _round(num: np.ndarray, den: int, half_even: np.ndarray) -> np.ndarray:
     return round_div(num.astype(np.int64), den, half_even)
 
 
-def _methods(codes: np.ndarray) -> list[Method]:
-    by_code = {code: method for method, code in METHOD_CODES.items()}
-    return [by_code[int(c)] for c in codes]
+def _method_names(codes: np.ndarray) -> np.ndarray:
+    """Method codes (:data:`METHOD_CODES`) back to their names, for a whole array at once."""
+    names = np.empty(max(METHOD_CODES.values()) + 1, dtype=object)
+    for method, code in METHOD_CODES.items():
+        names[code] = method.value
+    out: np.ndarray = names[codes]
+    return out
 
 
 # --- orchestration --------------------------------------------------------------------------------------------------
@@ -487,10 +495,11 @@ def _price_chunk(
     totals = sched.total_fen
     assert sched.due_date is not None
     schedule_total = totals.sum(axis=1)
-    guess = np.where(
+    n = terms.term[ok].astype(np.float64)
+    guess = np.where(  # the contract rate; a flat fee f costs about 2nf/(n + 1) a period on the declining balance
         terms.annual_units[ok] > 0,
         terms.annual_units[ok] / (RATE_SCALE * 12),
-        2.0 * terms.fee_units[ok] / RATE_SCALE,
+        terms.fee_units[ok] / RATE_SCALE * 2.0 * n / (n + 1.0),
     ).astype(np.float64)
     principal = terms.principal[ok]
     irr = period_irr(principal, totals, guess)
@@ -502,7 +511,7 @@ def _price_chunk(
         totals, sched.balance_after_fen, principal, sched.due_date, sched.mask, pd, as_of=as_of, plan=plan
     )
     priced = {
-        "method": np.asarray([m.value for m in _methods(terms.method[ok])], dtype=object),
+        "method": _method_names(terms.method[ok]),
         "term": terms.term[ok],
         "annual_rate": terms.annual_rate[ok],
         "fee_rate": terms.fee_rate[ok],

@@ -15,20 +15,19 @@ import numpy as np
 import polars as pl
 
 from runoff.money import to_minor
+from runoff.plan.loan_state import beside_their_loans
 from runoff.plan.model import Plan
 from runoff.servicing.quotes import Quote
 
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def _survival_and_discount(pd: np.ndarray, months: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """S(t) = (1 − pd)^(t/12) (constant monthly hazard) and v(t) = (1 + r/12)^−t for months ``t``."""
-    monthly_rate = float(plan.assumptions.discount_rate) / 12
-    keep = np.clip(1.0 - np.nan_to_num(pd, nan=0.0), 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        survival = np.power(keep[:, None] if months.ndim == 2 else keep, months / 12.0)
-    discount = np.power(1.0 + monthly_rate, -months)
-    return survival, discount
+def _monthly_factors(pd: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Per loan: the survival over one month, (1 − PD)^(1/12), and the discount factor of one month, 1/(1 + r/12)."""
+    keep = np.clip(1.0 - np.nan_to_num(np.asarray(pd, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    survive = np.power(keep, 1.0 / 12.0)
+    discount = np.full(keep.shape, 1.0 / (1.0 + float(plan.assumptions.discount_rate) / 12))
+    return survive, discount
 
 
 def schedule_value(
@@ -42,17 +41,30 @@ def schedule_value(
     as_of: date,
     plan: Plan,
 ) -> np.ndarray:
-    """Σ c_k v(t_k) S(t_k) + (1 − LGD) Σ B_{k−1} (S(t_{k−1}) − S(t_k)) v(t_k), per loan, in fen."""
+    """Σ c_k v(t_k) S(t_k) + (1 − LGD) Σ B_{k−1} (S(t_{k−1}) − S(t_k)) v(t_k), per loan, in fen.
+
+    A monthly schedule's installment k falls ``t_1 + (k − 1)`` months after the offer date, ``t_1`` the
+    days to the first due date over 30.44: the factors are running products, not powers.
+    """
     today = np.datetime64(as_of, "D")
-    days = np.where(mask, (due - today).astype("timedelta64[D]").astype(np.float64), 0.0)
-    months = np.maximum(days, 0.0) / DAYS_PER_MONTH
-    survival, discount = _survival_and_discount(pd, months, plan)
+    first_days = (due[:, 0] - today).astype("timedelta64[D]").astype(np.float64)
+    t1 = np.maximum(first_days, 0.0) / DAYS_PER_MONTH
+    survive, discount = _monthly_factors(pd, plan)
+    width = totals.shape[1]
+    start_s = np.power(survive, t1)
+    start_v = np.power(discount, t1)
+    step_s = np.broadcast_to(survive[:, None], (survive.shape[0], width)).copy()
+    step_s[:, 0] = start_s
+    survival = np.cumprod(step_s, axis=1)
+    step_v = np.broadcast_to(discount[:, None], (discount.shape[0], width)).copy()
+    step_v[:, 0] = start_v
+    factor = np.cumprod(step_v, axis=1)
     survival = np.where(mask, survival, 0.0)
     previous = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, :-1]], axis=1)
-    before = np.concatenate([principal[:, None], balance_after[:, :-1]], axis=1).astype(np.float64)
-    recovered = (1.0 - float(plan.assumptions.lgd)) * before * np.where(mask, previous - survival, 0.0) * discount
-    paid = totals * survival * discount
-    value: np.ndarray = (paid + recovered).sum(axis=1)
+    before = np.concatenate([principal[:, None], balance_after[:, :-1]], axis=1)
+    lost = np.where(mask, previous - survival, 0.0)
+    recovered = (1.0 - float(plan.assumptions.lgd)) * before * lost * factor
+    value: np.ndarray = (totals * survival * factor + recovered).sum(axis=1)
     return value
 
 
@@ -82,43 +94,42 @@ def original_schedule_value(
     """The value to the lender of each loan carrying on as written (the default action), in fen.
 
     ``installments`` are the rows :func:`~runoff.plan.loan_state.loan_states` read; ``states`` gives each
-    loan's ``pd`` and ``penalty_fen``. Unpaid amounts already due count at the offer date.
+    loan's ``pd`` and ``penalty_fen``. Unpaid amounts already due, and the penalty, count at the offer date;
+    an installment due later counts at its months from the offer date (days over 30.44).
     """
-    a = plan.assumptions
-    keep = (pl.lit(1.0) - pl.col("pd").fill_null(0.0)).clip(0.0, 1.0)
+    key = states.schema["loan_id"]
     waived = [c for c in ("principal_waived_fen", "interest_waived_fen", "fee_waived_fen") if c in installments.columns]
-    owed_principal = pl.col("principal_fen") - pl.col("principal_paid_fen")
-    owed = (
-        owed_principal
-        + pl.col("interest_fen")
-        - pl.col("interest_paid_fen")
-        + pl.col("fee_fen")
-        - pl.col("fee_paid_fen")
-    )
+    principal = pl.col("principal_fen") - pl.col("principal_paid_fen")
+    owed = principal + pl.col("interest_fen") - pl.col("interest_paid_fen") + pl.col("fee_fen") - pl.col("fee_paid_fen")
     for name in waived:
         owed = owed - pl.col(name)
         if name == "principal_waived_fen":
-            owed_principal = owed_principal - pl.col(name)
-    months = ((pl.col("due_on") - pl.lit(as_of)).dt.total_days().clip(0) / DAYS_PER_MONTH).alias("t")
-    key = states.schema["loan_id"]
-    frame = (
-        installments.with_columns(pl.col("loan_id").cast(key))
-        .join(states.select("loan_id", "pd", "penalty_fen"), on="loan_id", how="inner")
-        .sort("loan_id", "number")
-        .with_columns(months, owed.clip(0).alias("owed"), owed_principal.clip(0).alias("owed_principal"))
-        .with_columns(
-            keep.pow(pl.col("t") / 12).alias("s"),
-            pl.lit(1.0 + float(a.discount_rate) / 12).pow(-pl.col("t")).alias("v"),
-            pl.col("owed_principal").reverse().cum_sum().reverse().over("loan_id").alias("before"),
-        )
-        .with_columns(pl.col("s").shift(1, fill_value=1.0).over("loan_id").alias("s_prev"))
+            principal = principal - pl.col(name)
+    rows = beside_their_loans(
+        installments.select(
+            pl.col("loan_id").cast(key),
+            "number",
+            owed.clip(0).alias("owed"),
+            principal.clip(0).alias("owed_principal"),
+            ((pl.col("due_on") - pl.lit(as_of)).dt.total_days().clip(0) / DAYS_PER_MONTH).alias("t"),
+        ),
+        states.select("loan_id", "pd", "penalty_fen"),
     )
-    recovery = (1.0 - float(a.lgd)) * pl.col("before") * (pl.col("s_prev") - pl.col("s")) * pl.col("v")
-    return (
-        frame.group_by("loan_id", maintain_order=True)
-        .agg(
-            ((pl.col("owed") * pl.col("s") * pl.col("v")) + recovery).sum().alias("ev_schedule"),
-            pl.col("penalty_fen").first(),
-        )
-        .select("loan_id", (pl.col("ev_schedule") + pl.col("penalty_fen")).alias("ev_original"))
-    )
+    ids = rows.get_column("loan_id")
+    boundary = np.r_[True, (ids[1:] != ids[:-1]).to_numpy()] if rows.height else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(boundary)
+    group = np.cumsum(boundary) - 1
+    firsts = rows[starts]
+    survive, discount = _monthly_factors(rows.get_column("pd").to_numpy(), plan)
+    t = rows.get_column("t").to_numpy()
+    s = np.power(survive, t)
+    v = np.power(discount, t)
+    s_prev = np.r_[1.0, s[:-1]]
+    s_prev[starts] = 1.0
+    owed_principal = rows.get_column("owed_principal").to_numpy().astype(np.float64)
+    total = np.cumsum(owed_principal[::-1])[::-1]  # principal owed from this installment on, across loans
+    after_loan = np.r_[total[starts[1:]], 0.0] if rows.height else total
+    before = total - after_loan[group]
+    term = rows.get_column("owed").to_numpy() * s * v + (1.0 - float(plan.assumptions.lgd)) * before * (s_prev - s) * v
+    value = np.add.reduceat(term, starts) if rows.height else np.zeros(0)
+    return firsts.select("loan_id", (pl.Series(value) + pl.col("penalty_fen")).alias("ev_original"))
