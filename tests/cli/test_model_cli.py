@@ -198,3 +198,23 @@ def test_a_file_model_cannot_score_the_book(app: typer.Typer, book: Path, tmp_pa
     result = run(app, "score", "-w", str(book))
     assert result.exit_code == 2
     assert "trained on a file" in result.stderr
+
+
+def test_the_assessment_report_gets_the_pd_and_stress_sections(app: typer.Typer, book: Path, trained: dict) -> None:
+    from datetime import date
+
+    from runoff.app.models import report_sections
+    from runoff.reports.assessment import SLOTS, arrange_sections, render_report
+    from runoff.store.workspace import Workspace
+
+    ok_json(app, "stress", str(EXAMPLES / "severe-2020.yaml"), "--version", "1", "-w", str(book))
+    sections = report_sections(Workspace.open(book), as_of=date(2025, 8, 31))
+    keys = [s.key for s in sections]
+    assert keys == ["score-distribution", "roc", "ks", "calibration", "stress"]
+    assert all(s.figures for s in sections)
+    html = render_report(arrange_sections([], sections), title="t", as_of=date(2025, 8, 31))
+    for key in keys:
+        assert f"Not available yet: {SLOTS[key][2]}" not in html
+    assert "v0001 scorecard AUC" in html
+    assert "severe-2020" in html
+    assert report_sections(Workspace.open(book), as_of=date(2024, 1, 31))[-1].key != "stress"  # runs after the date

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 import polars as pl
 
 from runoff.calendar import add_months
 from runoff.errors import InvalidInput, NotFound
+from runoff.reports.assessment import ReportSection, ReportTable
 from runoff.risk.features import (
     FEATURE_NAMES,
     build_features,
@@ -653,27 +655,129 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, default=default) + "\n"
 
 
-# --- for the assessment report ---------------------------------------------------------------------------------
+# --- the assessment report's PD and stress sections ------------------------------------------------------------
+
+_SECTION_TITLES = {
+    "score-distribution": ("评分分布", "Score distributions"),
+    "roc": ("ROC 曲线", "ROC curve"),
+    "ks": ("KS 曲线", "KS curve"),
+    "calibration": ("校准", "Calibration"),
+    "stress": ("还款能力压力测试", "Repayment-ability stress tests"),
+}
+_REPORT_METRICS = ("count", "bads", "auc", "gini", "ks", "brier", "hosmer_lemeshow_p", "score_psi")
 
 
-def latest_model_results(workspace: Workspace) -> dict[str, Any] | None:
-    """What the assessment report shows of the PD models: each model's metadata summary and validation tables,
-    and the newest stress runs; ``None`` when no model was trained."""
-    registry = ModelRegistry(workspace)
-    if not registry.versions():
-        return None
-    models = []
+def _figure(title: str, *, x: str, y: str, percent_y: bool = True) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=title, template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        xaxis={"title": x}, yaxis={"title": y, "tickformat": ".0%" if percent_y else ","},
+        legend={"orientation": "h", "y": -0.2},
+    )  # fmt: skip
+    return fig
+
+
+def _newest_by_kind(registry: ModelRegistry) -> list[tuple[ModelRecord, dict[str, Any]]]:
+    """The newest model of each kind with its training-time validation (out-of-time, else holdout)."""
+    chosen: dict[str, tuple[ModelRecord, dict[str, Any]]] = {}
     for record in registry.records():
         try:
-            validation = registry.read_document(record.version, VALIDATION_FILE)
+            reports = registry.read_document(record.version, VALIDATION_FILE)
         except NotFound:
-            validation = {}
-        models.append({"summary": record.summary(), "metrics": record.metrics, "validation": validation,
-                       "description": record.description})  # fmt: skip
-    stress_dir = workspace.root / "runs" / STRESS_DIR
-    stress = (
-        [json.loads(p.read_text(encoding="utf-8")) for p in sorted(stress_dir.glob("*.json"))]
-        if stress_dir.is_dir()
-        else []
-    )
-    return {"models": models, "stress": stress}
+            continue
+        chosen[f"{record.kind}-{record.source}"] = (record, reports)
+    return list(chosen.values())
+
+
+def report_sections(workspace: Workspace, *, as_of: date) -> list[ReportSection]:
+    """The PD and stress slots of ``reports/assessment.html`` (score distributions, ROC, KS, calibration,
+    stress), from the registry's newest model of each kind and the newest run of each stress scenario."""
+    sections: list[ReportSection] = []
+    models = _newest_by_kind(ModelRegistry(workspace)) if (workspace.root / "models").is_dir() else []
+    if models:
+        roc = _figure("ROC (validation sample)", x="false positive rate 误拒率", y="true positive rate 命中率")
+        roc.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot", "color": "#999"})
+        )
+        ks = _figure("KS: cumulative bads and goods by PD rank", x="population share 人群占比", y="cumulative share")
+        cal = _figure("Observed vs predicted default rate by decile", x="mean PD 预测违约率", y="observed 实际违约率")
+        dist = _figure("Customers by score band", x="score 评分", y="share of customers", percent_y=True)
+        rows, tables = [], []
+        top = 0.0
+        for record, reports in models:
+            label = f"{record.version} {record.kind}"
+            sample = reports.get("out_of_time") or reports.get("holdout") or {}
+            if not sample:
+                continue
+            t = sample["tables"]
+            curve = pl.DataFrame(t["roc"])
+            roc.add_trace(go.Scatter(x=curve["false_positive_rate"], y=curve["true_positive_rate"], mode="lines",
+                                     name=f"{label} AUC {sample['auc']:.3f}"))  # fmt: skip
+            k = pl.DataFrame(t["ks_curve"])
+            ks.add_trace(go.Scatter(x=k["population_share"], y=k["bad_share"], mode="lines", name=f"{label} bads"))
+            ks.add_trace(go.Scatter(x=k["population_share"], y=k["good_share"], mode="lines",
+                                    name=f"{label} goods (KS {sample['ks']:.3f})", line={"dash": "dash"}))  # fmt: skip
+            c = pl.DataFrame(t["calibration"])
+            top = max(top, float(np.max(c["mean_pd"].to_numpy())), float(np.max(c["observed_rate"].to_numpy())))
+            cal.add_trace(go.Scatter(x=c["mean_pd"], y=c["observed_rate"], mode="lines+markers", name=label))
+            d = pl.DataFrame(t["score_distribution"])
+            dist.add_trace(go.Bar(x=d["band"], y=d["share"], name=label))
+            for name, rep in reports.items():
+                rows.append({"model": label, "sample": name} | {m: rep.get(m) for m in _REPORT_METRICS})
+            tables.append(ReportTable(c.select("group", "count", "mean_pd", "observed_rate", "observed_bads",
+                                               "expected_bads", "binomial_p_value"),
+                                      caption=f"{label}: calibration by decile ({sample['sample']})"))  # fmt: skip
+        cal.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfect", line={"dash": "dot"}))
+        metrics = ReportTable(pl.DataFrame(rows), caption="AUC, Gini, KS, Brier, Hosmer–Lemeshow p, score PSI")
+        note = "Validation samples: out of time for book models, holdout for file models; PSI against training."
+        for key, figs, tabs in (
+            ("score-distribution", (dist,), ()),
+            ("roc", (roc,), (metrics,)),
+            ("ks", (ks,), ()),
+            ("calibration", (cal,), tuple(tables)),
+        ):
+            zh, en = _SECTION_TITLES[key]
+            sections.append(
+                ReportSection(key, zh, en, figures=figs, tables=tabs, notes=(note,) if key == "roc" else ())
+            )
+    runs = _stress_runs(workspace, as_of=as_of)
+    if runs:
+        el = _figure("Expected loss by scenario 预期损失", x="scenario", y="yuan", percent_y=False)
+        aff = _figure("Debt-service ratio distribution 还款收入比", x="installments / income", y="share of customers")
+        el.add_trace(go.Bar(x=[r["scenario"]["name"] for r in runs], y=[r["totals"]["el_base_yuan"] for r in runs],
+                            name="base"))  # fmt: skip
+        el.add_trace(go.Bar(x=[r["scenario"]["name"] for r in runs],
+                            y=[r["totals"]["el_stressed_yuan"] for r in runs], name="stressed"))  # fmt: skip
+        first = pl.DataFrame(runs[0]["affordability"])
+        aff.add_trace(go.Bar(x=first["band"], y=first["share_base"], name="base"))
+        for r in runs:
+            a = pl.DataFrame(r["affordability"])
+            aff.add_trace(go.Bar(x=a["band"], y=a["share_stressed"], name=r["scenario"]["name"]))
+        keep = ["customers", "ead_yuan", "pd_base_ead_weighted", "pd_stressed_ead_weighted", "el_base_yuan",
+                "el_stressed_yuan", "el_base_rate", "el_stressed_rate"]  # fmt: skip
+        tables = [
+            ReportTable(
+                pl.DataFrame(r["by_segment"]).select(
+                    [c for c in pl.DataFrame(r["by_segment"]).columns if c not in r["totals"]] + keep
+                ),
+                caption=f"{r['scenario']['name']} at {r['as_of']} (model {r['model_version']}): "
+                f"{r['scenario'].get('description', '')}",
+            )
+            for r in runs
+        ]
+        zh, en = _SECTION_TITLES["stress"]
+        sections.append(ReportSection("stress", zh, en, figures=(el, aff), tables=tuple(tables)))
+    return sections
+
+
+def _stress_runs(workspace: Workspace, *, as_of: date) -> list[dict[str, Any]]:
+    """The newest run of each scenario on or before ``as_of``."""
+    folder = workspace.root / "runs" / STRESS_DIR
+    newest: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if date.fromisoformat(run["as_of"]) <= as_of:
+            name = run["scenario"]["name"]
+            if name not in newest or run["as_of"] >= newest[name]["as_of"]:
+                newest[name] = run
+    return list(newest.values())
