@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_score_writes_the_scores_table_naming_the_model(app: typer.Typer, book: 
     out = ok_json(app, "score", "--as-of", "2025-06", "-w", str(book))
     assert out["model_version"] == "v0002"
     assert out["as_of"] == "2025-06-30"
-    scores = pl.read_parquet(book / "data" / "scores" / "*.parquet")
+    scores = pl.read_parquet(book / "data" / "scores" / "*.parquet").filter(pl.col("as_of") == date(2025, 6, 30))
     assert scores.height == out["rows"] > 0
     assert set(scores.get_column("model_version").unique()) == {"v0002"}
     assert {"pd", "pd_model", "score", "in_default", "reason_1", "reason_1_points"} <= set(scores.columns)
@@ -201,8 +202,6 @@ def test_a_file_model_cannot_score_the_book(app: typer.Typer, book: Path, tmp_pa
 
 
 def test_the_assessment_report_gets_the_pd_and_stress_sections(app: typer.Typer, book: Path, trained: dict) -> None:
-    from datetime import date
-
     from runoff.app.models import report_sections
     from runoff.reports.assessment import SLOTS, arrange_sections, render_report
     from runoff.store.workspace import Workspace
@@ -218,3 +217,14 @@ def test_the_assessment_report_gets_the_pd_and_stress_sections(app: typer.Typer,
     assert "v0001 scorecard AUC" in html
     assert "severe-2020" in html
     assert report_sections(Workspace.open(book), as_of=date(2024, 1, 31))[-1].key != "stress"  # runs after the date
+
+
+def test_scores_keep_one_set_of_rows_per_date(app: typer.Typer, book: Path, trained: dict) -> None:
+    first = ok_json(app, "score", "--as-of", "2025-05-31", "--version", "1", "-w", str(book))
+    ok_json(app, "score", "--as-of", "2025-06-30", "--version", "1", "-w", str(book))
+    again = ok_json(app, "score", "--as-of", "2025-05-31", "--version", "1", "--reasons", "0", "-w", str(book))
+    scores = pl.read_parquet(book / "data" / "scores" / "*.parquet")
+    per_date = dict(scores.group_by("as_of").len().iter_rows())
+    assert per_date[date(2025, 5, 31)] == first["rows"] == again["rows"]
+    assert date(2025, 6, 30) in per_date
+    assert scores.select("customer_id", "as_of").is_duplicated().sum() == 0

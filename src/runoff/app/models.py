@@ -519,7 +519,7 @@ def score_partition_task(task: ScoreTask) -> dict[str, Any]:
     model, _ = ModelRegistry(workspace).load(task.version)
     features = features_partition_task(FeatureTask(task.root, task.partition, task.as_of))
     if features.height == 0:
-        workspace.write_partition(SCORES_TABLE, task.partition, _empty_scores(task.top))
+        _write_scores(workspace, task.partition, _empty_scores(task.top), task.as_of)
         return {"rows": 0, "pd_sum": 0.0, "in_default": 0, "scores": np.zeros(0)}
     scored = model.score_frame(features, keys=("customer_id",), top=task.top)
     in_default = features.get_column("dpd_now").fill_null(0) >= task.default_dpd
@@ -532,13 +532,22 @@ def score_partition_task(task: ScoreTask) -> dict[str, Any]:
     )
     ordered = ["customer_id", "as_of", "model_version", "pd", "pd_model", "score", "in_default"]
     out = out.select(ordered + [c for c in out.columns if c not in ordered])
-    workspace.write_partition(SCORES_TABLE, task.partition, out)
+    _write_scores(workspace, task.partition, out, task.as_of)
     return {
         "rows": out.height,
         "pd_sum": float(out.get_column("pd").sum()),
         "in_default": int(in_default.sum()),
         "scores": out.get_column("score").to_numpy(),
     }
+
+
+def _write_scores(workspace: Workspace, partition: int, frame: pl.DataFrame, as_of: date) -> None:
+    """Replace this date's scores in the partition and keep the other dates' (score drift needs the history)."""
+    path = workspace.partition_path(SCORES_TABLE, partition)
+    if path.is_file():
+        kept = pl.read_parquet(path).filter(pl.col("as_of") != as_of)
+        frame = pl.concat([kept, frame], how="diagonal_relaxed").sort("as_of", "customer_id")
+    workspace.write_partition(SCORES_TABLE, partition, frame)
 
 
 def _empty_scores(top: int) -> pl.DataFrame:
@@ -573,7 +582,10 @@ def score_book(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """``runoff score``: every customer with an active loan at ``as_of`` (default: the last month end) scored by
-    the model ``version`` (default: the newest) into the ``scores`` table, which names the model version."""
+    the model ``version`` (default: the newest) into the ``scores`` table, which names the model version.
+
+    The table keeps one set of rows per ``as_of`` (rescoring a date replaces that date's rows), so the early
+    warning can follow the PD distribution's drift from month to month."""
     record = ModelRegistry(workspace).record(version)
     if record.source != "book":
         raise InvalidInput(
@@ -585,7 +597,6 @@ def score_book(
     when = observation_month_end(as_of) if as_of is not None else last
     root = str(workspace.root.resolve())
     partitions = book_partitions(workspace)
-    workspace.clear_table(SCORES_TABLE)
     tasks = [ScoreTask(root, p, when, record.version, top) for p in partitions]
     summary = run_partitions(score_partition_task, tasks, _merge_scores, scheduler=scheduler, progress=progress)
     if summary["rows"] == 0:
