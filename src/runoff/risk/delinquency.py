@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from runoff.errors import InvalidInput
@@ -78,7 +79,6 @@ DEFAULT_DIMENSIONS: tuple[str, ...] = ("product", "term", "channel", "region", "
 SUM_COLUMNS: tuple[str, ...] = (
     "loans",
     "balance_fen",
-    "overdue_principal_fen",
     "overdue_amount_fen",
     "charged_off_fen",
 )
@@ -129,11 +129,6 @@ def check_dimensions(dimensions: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def segment_column(dimension: str) -> str:
-    """Name of the code column :func:`prepare_book` adds for ``dimension``."""
-    return f"seg_{dimension}"
-
-
 # --- states ------------------------------------------------------------------------------------------------------
 
 CYCLE_STATES: tuple[str, ...] = ("current", "M1", "M2", "M3", "M4", "M5", "M6", "M7+")
@@ -161,7 +156,6 @@ PARTITION_COLUMNS: tuple[str, ...] = (
     "bucket",
     "dpd",
     "principal_balance_fen",
-    "overdue_principal_fen",
     "overdue_amount_fen",
     "charged_off_fen",
     "due_fen",
@@ -224,27 +218,26 @@ class PartitionBook:
 
     ``rows`` is sorted by (loan_id, month_end) and holds: ``loan_id``, ``customer_id``, ``month_end``,
     ``month`` (:func:`month_index`), ``mob``, ``state`` (code into :data:`STATES`), ``bucket`` (code
-    into :data:`ROW_BUCKETS`), ``dpd``, ``balance_fen`` (principal), ``overdue_principal_fen``,
-    ``overdue_amount_fen``, ``charged_off_fen``, ``due_fen``, ``paid_fen`` (everything received in the month),
-    ``customer`` (dense customer number within the partition) and one ``seg_<dimension>`` code per
-    dimension, whose value is ``segments[dimension][code]``.
+    into :data:`ROW_BUCKETS`), ``dpd``, ``balance_fen`` (principal), ``overdue_amount_fen``, ``charged_off_fen``, ``due_fen``, ``paid_fen`` (everything received in the month),
+    ``customer`` (dense customer number within the partition) and ``combo``: the loan's combination
+    of segments, a row of ``combos`` (``combo`` and one column of segment names per dimension).
+    Grouping by ``combo`` once and rolling up per dimension is cheaper than one pass per dimension.
     """
 
     rows: pl.DataFrame
     as_of: date
     dimensions: tuple[str, ...]
-    segments: dict[str, tuple[str, ...]]
+    combos: pl.DataFrame
     customer_ids: pl.Series  # customer_id of each dense ``customer`` number
 
     @property
     def customers(self) -> int:
         return self.customer_ids.len()
 
-    def decode(self, dimension: str) -> pl.Expr:
-        """The ``seg_<dimension>`` codes as segment names."""
-        values = self.segments[dimension]
-        return pl.col(segment_column(dimension)).replace_strict(
-            list(range(len(values))), list(values), return_dtype=pl.String
+    def segment(self, dimension: str) -> pl.Expr:
+        """Each row's segment name in ``dimension`` (from its ``combo``)."""
+        return pl.col("combo").replace_strict(
+            self.combos.get_column("combo"), self.combos.get_column(dimension), return_dtype=pl.String
         )
 
 
@@ -315,7 +308,6 @@ def prepare_book(
             state_code().alias("state"),
             pl.col("dpd").cast(pl.Int32),
             pl.col("principal_balance_fen").alias("balance_fen"),
-            "overdue_principal_fen",
             "overdue_amount_fen",
             "charged_off_fen",
             "due_fen",
@@ -365,17 +357,41 @@ def prepare_book(
         ),
     }
     customer_ids, dense = np.unique(loan_customers.to_numpy(), return_inverse=True)
+    combo_codes, combos = _combinations(codes, dims, loan_ids.len())
     rows = rows.with_columns(
-        pl.Series("customer", dense.astype(np.uint32)[run]),
-        *[pl.Series(segment_column(d), codes[d][0].to_numpy()[run]) for d in dims],
+        pl.Series("customer", dense.astype(np.uint32)[run]), pl.Series("combo", combo_codes.astype(np.uint32)[run])
     )
     return PartitionBook(
         rows=rows,
         as_of=as_of,
         dimensions=dims,
-        segments={d: codes[d][1] for d in dims},
+        combos=combos,
         customer_ids=pl.Series("customer_id", customer_ids, dtype=pl.Int64),
     )
+
+
+def _combinations(
+    codes: dict[str, tuple[pl.Series, tuple[str, ...]]], dims: tuple[str, ...], n_loans: int
+) -> tuple[npt.NDArray[np.int64], pl.DataFrame]:
+    """Each loan's combination number and the table of combinations (``combo`` and a name per dimension)."""
+    if not dims:
+        return np.zeros(n_loans, dtype=np.int64), pl.DataFrame({"combo": pl.Series([0], dtype=pl.UInt32)})
+    columns = np.column_stack([codes[d][0].to_numpy().astype(np.int64) for d in dims])
+    sizes = [len(codes[d][1]) for d in dims]
+    if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0**62:  # mixed-radix key: one sort of integers
+        key = np.zeros(n_loans, dtype=np.int64)
+        for k, size in enumerate(sizes):
+            key = key * size + columns[:, k]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(columns, axis=0, return_index=True, return_inverse=True)
+    table = pl.DataFrame(
+        {
+            "combo": pl.Series(np.arange(first.size), dtype=pl.UInt32),
+            **{d: pl.Series(list(codes[d][1]), dtype=pl.String).gather(columns[first, k]) for k, d in enumerate(dims)},
+        }
+    )
+    return inverse.reshape(-1).astype(np.int64), table
 
 
 def grouped_sums(
@@ -383,15 +399,20 @@ def grouped_sums(
 ) -> pl.DataFrame:
     """Long sums per dimension: one row per (dimension, segment, *keys); ``total``/``all`` is the whole book.
 
-    One low-cardinality group-by per dimension, all collected together (Polars runs them in parallel
-    over the shared rows), each segment code decoded to its name afterwards.
+    One group-by over (keys, combination of segments), then a small roll-up per dimension.
     """
-    plans = [frame.group_by(list(keys)).agg(aggs)]
-    plans += [frame.group_by([*keys, segment_column(d)]).agg(aggs) for d in book.dimensions]
-    results = pl.collect_all(plans)
-    frames = [results[0].select(pl.lit(TOTAL).alias("dimension"), pl.lit(ALL).alias("segment"), *keys, *sums)]
-    for d, r in zip(book.dimensions, results[1:], strict=True):
-        frames.append(r.select(pl.lit(d).alias("dimension"), book.decode(d).alias("segment"), *keys, *sums))
+    cube = frame.group_by([*keys, "combo"]).agg(aggs).collect()
+    totals = [pl.col(c).sum() for c in sums]
+    frames = [
+        cube.group_by(list(keys))
+        .agg(totals)
+        .select(pl.lit(TOTAL).alias("dimension"), pl.lit(ALL).alias("segment"), *keys, *sums)
+    ]
+    for d in book.dimensions:
+        named = cube.join(book.combos.select("combo", pl.col(d).alias("segment")), on="combo", how="left")
+        frames.append(
+            named.group_by(["segment", *keys]).agg(totals).select(pl.lit(d).alias("dimension"), "segment", *keys, *sums)
+        )
     return pl.concat(frames, how="vertical")
 
 
@@ -409,13 +430,11 @@ def merge_sums(parts: Sequence[pl.DataFrame], *, keys: Sequence[str], sums: Sequ
 def delinquency_partition(book: PartitionBook) -> pl.DataFrame:
     """Partial sums of one partition: loans and fen by (dimension, segment, month end, bucket).
 
-    Sums: ``loans``, ``balance_fen`` (principal), ``overdue_principal_fen``, ``overdue_amount_fen``
-    and ``charged_off_fen``.
+    Sums: ``loans``, ``balance_fen`` (principal), ``overdue_amount_fen`` and ``charged_off_fen``.
     """
     aggs = [
         pl.len().cast(pl.Int64).alias("loans"),
         pl.col("balance_fen").sum(),
-        pl.col("overdue_principal_fen").sum(),
         pl.col("overdue_amount_fen").sum(),
         pl.col("charged_off_fen").sum(),
     ]

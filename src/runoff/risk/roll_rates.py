@@ -46,7 +46,6 @@ from runoff.risk.delinquency import (
     merge_sums,
     require_columns,
     require_rows,
-    segment_column,
     sort_segments,
 )
 
@@ -103,7 +102,7 @@ def transition_partition(book: PartitionBook) -> pl.DataFrame:
             "balance_fen",
             "overdue_amount_fen",
             "collected_fen",
-            *[segment_column(d) for d in book.dimensions],
+            "combo",
         )
         .collect()
     )
@@ -398,37 +397,42 @@ def concentration_partition(book: PartitionBook, *, top_n: int = 100) -> dict[st
     """Partial concentration sums of one partition, per month end.
 
     ``sums``: customers with a balance, Σ balance and Σ balance² (float), the same for the overdue
-    (M1+) balance; ``top``: the partition's ``top_n`` customers by balance and by overdue balance
-    (the book's top N are among the partitions' top N, since partitions hold whole customers).
+    (M1+) balance; ``top``: the partition's ``top_n`` largest customer balances and overdue balances
+    each month (the book's top N are among the partitions' top N, since partitions hold whole
+    customers), with the customer ids at the as-of month end.
     Customer balances are summed on a dense month × customer grid with :func:`numpy.bincount`
     (exact: fen sums stay far below 2⁵³), the step a hash group-by makes slow.
     """
-    rows = book.rows.filter(pl.col("state") < len(CYCLE_STATES))
+    state = book.rows.get_column("state").to_numpy()
+    keep = state < len(CYCLE_STATES)
     empty_sums = pl.DataFrame(schema={"month_end": pl.Date, **dict.fromkeys(CONCENTRATION_SUMS, pl.Int64)}).cast(
         {"balance_sq": pl.Float64, "overdue_sq": pl.Float64}
     )
     empty_top = pl.DataFrame(
         schema={"month_end": pl.Date, "kind": pl.String, "customer_id": pl.Int64, "amount_fen": pl.Int64}
     )
-    if rows.height == 0:
+    if not keep.any():
         return {"sums": empty_sums, "top": empty_top}
-    first, last = int(rows["month"].min()), int(rows["month"].max())  # type: ignore[arg-type]
+    month = book.rows.get_column("month").to_numpy()[keep].astype(np.int64)
+    customer = book.rows.get_column("customer").to_numpy()[keep]
+    weights = book.rows.get_column("balance_fen").to_numpy()[keep].astype(np.float64)
+    late = weights * (state[keep] > 0)
+    first, last = int(month.min()), int(month.max())
     n_months, n_cust = last - first + 1, book.customers
-    if n_months * n_cust > DENSE_CELLS_LIMIT:
-        per = rows.group_by("month", "customer").agg(
-            pl.col("balance_fen").sum(), pl.col("balance_fen").filter(pl.col("state") > 0).sum().alias("overdue")
+    size = n_months * n_cust
+    if size > DENSE_CELLS_LIMIT:  # a partition far larger than planned: group by hash instead
+        per = (
+            pl.DataFrame({"cell": (month - first) * n_cust + customer, "b": weights, "o": late})
+            .group_by("cell")
+            .agg(pl.col("b").sum(), pl.col("o").sum())
         )
-        cells = (per["month"].to_numpy().astype(np.int64) - first) * n_cust + per["customer"].to_numpy()
-        flat_balance: FloatArray = np.zeros(n_months * n_cust)
-        flat_overdue: FloatArray = np.zeros(n_months * n_cust)
-        flat_balance[cells] = per["balance_fen"].to_numpy()
-        flat_overdue[cells] = per["overdue"].to_numpy()
+        flat_balance: FloatArray = np.zeros(size)
+        flat_overdue: FloatArray = np.zeros(size)
+        flat_balance[per["cell"].to_numpy()] = per["b"].to_numpy()
+        flat_overdue[per["cell"].to_numpy()] = per["o"].to_numpy()
     else:
-        cells = (rows["month"].to_numpy().astype(np.int64) - first) * n_cust + rows["customer"].to_numpy()
-        weights = rows["balance_fen"].to_numpy().astype(np.float64)
-        size = n_months * n_cust
+        cells = (month - first) * n_cust + customer
         flat_balance = np.asarray(np.bincount(cells, weights=weights, minlength=size), dtype=np.float64)
-        late = weights * (rows["state"].to_numpy() > 0)
         flat_overdue = np.asarray(np.bincount(cells, weights=late, minlength=size), dtype=np.float64)
     balance, overdue = flat_balance.reshape(n_months, n_cust), flat_overdue.reshape(n_months, n_cust)
     months = pl.select(_month_end_of(pl.Series(np.arange(first, last + 1), dtype=pl.Int32))).to_series()
@@ -437,28 +441,52 @@ def concentration_partition(book: PartitionBook, *, top_n: int = 100) -> dict[st
             "month_end": months,
             "customers": (balance > 0).sum(axis=1).astype(np.int64),
             "balance_fen": np.rint(balance.sum(axis=1)).astype(np.int64),
-            "balance_sq": (balance**2).sum(axis=1),
+            "balance_sq": np.einsum("ij,ij->i", balance, balance),
             "overdue_customers": (overdue > 0).sum(axis=1).astype(np.int64),
             "overdue_balance_fen": np.rint(overdue.sum(axis=1)).astype(np.int64),
-            "overdue_sq": (overdue**2).sum(axis=1),
+            "overdue_sq": np.einsum("ij,ij->i", overdue, overdue),
         }
     ).filter(pl.col("customers") > 0)
     k = min(top_n, n_cust)
     ids = book.customer_ids.to_numpy()
+    as_of_row = book.as_of.year * 12 + book.as_of.month - 1 - first
     tops = []
     for kind, grid in (("balance", balance), ("overdue", overdue)):
-        best = np.argpartition(-grid, k - 1, axis=1)[:, :k] if k < n_cust else np.tile(np.arange(n_cust), (n_months, 1))
-        amounts = np.take_along_axis(grid, best, axis=1)
-        tops.append(
-            pl.DataFrame(
-                {
-                    "month_end": months.gather(np.repeat(np.arange(n_months), k)),
-                    "kind": kind,
-                    "customer_id": ids[best.ravel()],
-                    "amount_fen": np.rint(amounts.ravel()).astype(np.int64),
-                }
-            ).filter(pl.col("amount_fen") > 0)
-        )
+        # the k largest amounts of every month (ids only where they are shown: the as-of month);
+        # zeros are dropped first, as introselect slows down on many equal values
+        for m in range(n_months):  # a loop over months, not customers
+            if m == as_of_row:
+                continue
+            values = grid[m][grid[m] > 0]
+            largest = np.partition(values, values.size - k)[values.size - k :] if values.size > k else values
+            tops.append(
+                pl.DataFrame(
+                    {
+                        "month_end": pl.Series([months[m]] * largest.size, dtype=pl.Date),
+                        "kind": kind,
+                        "customer_id": pl.Series([None] * largest.size, dtype=pl.Int64),
+                        "amount_fen": np.rint(largest).astype(np.int64),
+                    }
+                )
+            )
+        if 0 <= as_of_row < n_months:
+            row = grid[as_of_row]
+            present = np.flatnonzero(row > 0)
+            best = (
+                present[np.argpartition(row[present], present.size - k)[present.size - k :]]
+                if present.size > k
+                else present
+            )
+            tops.append(
+                pl.DataFrame(
+                    {
+                        "month_end": pl.Series([book.as_of] * best.size, dtype=pl.Date),
+                        "kind": kind,
+                        "customer_id": ids[best],
+                        "amount_fen": np.rint(row[best]).astype(np.int64),
+                    }
+                )
+            )
     return {"sums": sums, "top": pl.concat(tops)}
 
 

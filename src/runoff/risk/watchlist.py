@@ -89,7 +89,7 @@ def watchlist_partition(
     if model.dimension == TOTAL:
         seg = pl.lit(ALL)
     elif model.dimension in book.dimensions:
-        seg = book.decode(model.dimension)
+        seg = book.segment(model.dimension)
     else:
         raise InvalidInput(
             f"`watchlist.dimension`: {model.dimension!r} was not prepared with the book; expected one of {', '.join(book.dimensions) or 'total'}",
