@@ -228,3 +228,25 @@ def test_scores_keep_one_set_of_rows_per_date(app: typer.Typer, book: Path, trai
     assert per_date[date(2025, 5, 31)] == first["rows"] == again["rows"]
     assert date(2025, 6, 30) in per_date
     assert scores.select("customer_id", "as_of").is_duplicated().sum() == 0
+
+
+@pytest.mark.slow
+def test_features_on_a_dask_cluster_equal_the_in_process_ones(tmp_path: Path) -> None:
+    """Three partitions: the per-partition features give the same frame in process and on a local cluster."""
+    distributed = pytest.importorskip("dask.distributed")
+    from runoff.app.book import generate_book
+    from runoff.app.models import book_features
+    from runoff.portfolio.generator import BookConfig
+    from runoff.risk.target import TargetDefinition
+    from runoff.store.workspace import Workspace
+
+    workspace = Workspace.init(tmp_path / "ws")
+    generate_book(workspace, BookConfig(customers=9000, months=14, seed=2, blocks_per_partition=1))
+    assert workspace.partitions("performance") == [0, 1, 2]
+    target = TargetDefinition(horizon_months=6)
+    here = book_features(workspace, as_of=date(2024, 6, 30), target=target)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        there = book_features(workspace, as_of=date(2024, 6, 30), target=target, scheduler=cluster.scheduler_address)
+    assert here.height > 5000
+    assert here.get_column("customer_id").is_unique().all()
+    assert here.equals(there)
