@@ -167,20 +167,22 @@ PARTITION_COLUMNS: tuple[str, ...] = (
 """What :func:`prepare_book` reads from the performance table."""
 
 
-def state_code() -> pl.Expr:
+def state_code(cycles: pl.Expr | None = None) -> pl.Expr:
     """The state code (index into :data:`STATES`) of each performance row, as ``UInt8``.
 
     Buckets current, M1–M3 are cycles 0–3; an M4+ row's cycle is counted from the month of its
     oldest unpaid due date (``month_end − dpd``): the 4th month end past due is M4, and so on to M7+.
     Closed rows take their exit from ``status`` (paid-off, early-settled → prepaid, charged-off).
+    ``cycles`` may give the month ends past due already computed (:func:`prepare_book` looks them up).
     """
-    me, dpd = pl.col("month_end"), pl.col("dpd")
-    oldest_due = me - pl.duration(days=dpd)
-    cycles = (
-        (me.dt.year().cast(pl.Int32) * 12 + me.dt.month().cast(pl.Int32))
-        - (oldest_due.dt.year().cast(pl.Int32) * 12 + oldest_due.dt.month().cast(pl.Int32))
-        + 1
-    )
+    if cycles is None:
+        me, dpd = pl.col("month_end"), pl.col("dpd")
+        oldest_due = me - pl.duration(days=dpd)
+        cycles = (
+            (me.dt.year().cast(pl.Int32) * 12 + me.dt.month().cast(pl.Int32))
+            - (oldest_due.dt.year().cast(pl.Int32) * 12 + oldest_due.dt.month().cast(pl.Int32))
+            + 1
+        )
     status, bucket = pl.col("status"), pl.col("bucket")
     code = (
         pl.when(status == "paid-off")
@@ -202,6 +204,14 @@ def state_code() -> pl.Expr:
         .otherwise(cycles.clip(4, 7))
     )
     return code.cast(pl.UInt8)
+
+
+def _months_of_days(days: npt.NDArray[np.int64]) -> tuple[int, npt.NDArray[np.int32]]:
+    """A lookup from day number (since 1970-01-01) to month index over ``days``' range: a gather per row
+    instead of a calendar decomposition."""
+    lo, hi = int(days.min()), int(days.max())
+    span = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return lo, (span + 1970 * 12).astype(np.int32)
 
 
 def month_index(d: pl.Expr) -> pl.Expr:
@@ -303,9 +313,9 @@ def prepare_book(
             pl.col("loan_id").cast(pl.Int64),
             pl.col("customer_id").cast(pl.Int64),
             "month_end",
-            month_index(pl.col("month_end")).alias("month"),
             pl.col("mob").cast(pl.Int32),
-            state_code().alias("state"),
+            "status",
+            "bucket",
             pl.col("dpd").cast(pl.Int32),
             pl.col("principal_balance_fen").alias("balance_fen"),
             "overdue_amount_fen",
@@ -320,6 +330,15 @@ def prepare_book(
         )
         .collect()
     )
+    if rows.height:
+        days = rows.get_column("month_end").to_physical().to_numpy().astype(np.int64)
+        oldest = days - np.maximum(rows.get_column("dpd").to_numpy(), 0)
+        lo, months = _months_of_days(np.asarray([min(int(oldest.min()), int(days.min())), int(days.max())]))
+        month, oldest_month = months[days - lo], months[oldest - lo]
+        rows = rows.with_columns(pl.Series("month", month), pl.Series("_cycles", month - oldest_month + 1))
+    else:
+        rows = rows.with_columns(pl.lit(0, pl.Int32).alias("month"), pl.lit(0, pl.Int32).alias("_cycles"))
+    rows = rows.with_columns(state_code(pl.col("_cycles")).alias("state")).drop("status", "bucket", "_cycles")
     ordered = rows.select(
         (
             (pl.col("loan_id").diff() > 0)
