@@ -570,7 +570,7 @@ def _rows(
         if dtype == pl.Date():
             columns.append(pl.Series(name, np.asarray(values, dtype="datetime64[D]")).cast(pl.Date))
         elif name == "method":
-            columns.append(pl.Series(name, [str(v) for v in values], dtype=pl.String))
+            columns.append(pl.Series(name, np.asarray(values, dtype=object), dtype=pl.String))
         else:
             columns.append(pl.Series(name, values).cast(dtype))
     return base.with_columns(columns).with_columns(

@@ -269,7 +269,7 @@ def period_irr(principal_fen: IntArray, totals_fen: IntArray, guess: FloatArray)
     first rounds (to ~1e-15) continue on their own, bisection-safeguarded. Zero where the schedule repays
     exactly the principal.
     """
-    flows = totals_fen.astype(np.float64)
+    flows = totals_fen.astype(np.float64, order="F")
     lent = principal_fen.astype(np.float64)
     rate = np.clip(guess.astype(np.float64), 1e-9, 10.0)
     low = np.full(rate.shape[0], -0.99)
@@ -291,13 +291,21 @@ def period_irr(principal_fen: IntArray, totals_fen: IntArray, guess: FloatArray)
 def _newton_step(
     flows: FloatArray, lent: FloatArray, x: FloatArray, low: FloatArray, high: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """One safeguarded Newton step on NPV(i) − lent (NPV falls as the rate rises)."""
-    width = flows.shape[1]
+    """One safeguarded Newton step on NPV(i) − lent (NPV falls as the rate rises).
+
+    NPV = Σ c_k v^(k+1) with v = 1/(1 + i), by Horner's rule over the columns (period-major arrays make
+    each column contiguous), with its derivative alongside: no matrix of discount factors is built.
+    """
     v = 1.0 / (1.0 + x)
-    discount = np.cumprod(np.broadcast_to(v[:, None], (v.shape[0], width)), axis=1)
-    values = flows * discount
-    npv = values.sum(axis=1) - lent
-    slope = -(values @ np.arange(1, width + 1, dtype=np.float64)) * v
+    value = np.zeros_like(x)
+    slope_v = np.zeros_like(x)
+    for k in range(flows.shape[1] - 1, -1, -1):
+        value += flows[:, k]
+        slope_v *= v
+        slope_v += value
+        value *= v
+    npv = value - lent
+    slope = -slope_v * v * v  # d/di of Σ c_k v^(k+1) = (d/dv) · (−v²)
     above = npv > 0  # the root is higher
     low = np.where(above, x, low)
     high = np.where(above, high, x)

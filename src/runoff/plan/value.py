@@ -43,28 +43,38 @@ def schedule_value(
 ) -> np.ndarray:
     """Σ c_k v(t_k) S(t_k) + (1 − LGD) Σ B_{k−1} (S(t_{k−1}) − S(t_k)) v(t_k), per loan, in fen.
 
-    A monthly schedule's installment k falls ``t_1 + (k − 1)`` months after the offer date, ``t_1`` the
-    days to the first due date over 30.44: the factors are running products, not powers.
+    A monthly schedule's installment k falls ``t_1 + (k − 1)`` months after the offer date (``t_1``: days to
+    the first due date over 30.44), so with one month's survival ``s`` and discount ``d`` every weight is
+    geometric: ``S(t_k) v(t_k) = s^t1 d^t1 (s d)^(k−1)`` and ``S(t_{k−1}) − S(t_k) = S(t_{k−1}) (1 − s)``.
+    Padding past a loan's term holds zeros (``mask`` is implied by them).
     """
+    del mask
     today = np.datetime64(as_of, "D")
     first_days = (due[:, 0] - today).astype("timedelta64[D]").astype(np.float64)
     t1 = np.maximum(first_days, 0.0) / DAYS_PER_MONTH
     survive, discount = _monthly_factors(pd, plan)
-    width = totals.shape[1]
     start_s = np.power(survive, t1)
     start_v = np.power(discount, t1)
-    step_s = np.broadcast_to(survive[:, None], (survive.shape[0], width)).copy()
-    step_s[:, 0] = start_s
-    survival = np.cumprod(step_s, axis=1)
-    step_v = np.broadcast_to(discount[:, None], (discount.shape[0], width)).copy()
-    step_v[:, 0] = start_v
-    factor = np.cumprod(step_v, axis=1)
-    survival = np.where(mask, survival, 0.0)
-    previous = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, :-1]], axis=1)
-    before = np.concatenate([principal[:, None], balance_after[:, :-1]], axis=1)
-    lost = np.where(mask, previous - survival, 0.0)
-    recovered = (1.0 - float(plan.assumptions.lgd)) * before * lost * factor
-    value: np.ndarray = (totals * survival * factor + recovered).sum(axis=1)
+    ratio = survive * discount
+    width = totals.shape[1]
+    weight = np.empty(totals.shape, dtype=np.float64, order="F")  # (s d)^(k−1)
+    weight[:, 0] = 1.0
+    for k in range(1, width):
+        np.multiply(weight[:, k - 1], ratio, out=weight[:, k])
+    paid = np.einsum("ij,ij->i", totals, weight) * start_s * start_v
+    keep = 1.0 - float(plan.assumptions.lgd)
+    # Default in the first period loses 1 − s^t1 of the principal; in period k ≥ 2, S(t_{k−1})(1 − s).
+    first_loss = principal * (1.0 - start_s) * start_v
+    later = (
+        np.einsum("ij,ij->i", balance_after[:, : width - 1], weight[:, : width - 1])
+        * start_s
+        * start_v
+        * discount
+        * (1.0 - survive)
+        if width > 1
+        else np.zeros(totals.shape[0])
+    )
+    value: np.ndarray = paid + keep * (first_loss + later)
     return value
 
 
