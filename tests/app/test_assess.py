@@ -189,3 +189,9 @@ def test_a_performance_table_missing_columns_names_them(tmp_path, workspace):
     ws.write_frame("performance/part-00000.parquet", narrow)
     with pytest.raises(RunoffError, match=r"performance.*\['status', 'dpd'\]"):
         assess.book_analytics(ws, dimensions=())
+
+
+def test_section_providers_that_are_not_installed_are_skipped(workspace, monkeypatch):
+    monkeypatch.setattr(assess, "SECTION_PROVIDERS", ("runoff.app.not_there:sections", *assess.SECTION_PROVIDERS))
+    sections = assess.provided_sections(workspace, as_of=BOOK.month_ends()[-1])
+    assert all(s.key in ("score-distribution", "roc", "ks", "calibration", "stress") for s in sections)

@@ -90,7 +90,7 @@ TOP_N = 100
 MATRIX_MONTHS = 6
 CLUSTER_SAMPLE = 50_000
 
-SECTION_PROVIDERS: tuple[str, ...] = ()
+SECTION_PROVIDERS: tuple[str, ...] = ("runoff.app.models:report_sections",)
 """``module:function`` paths of functions ``(workspace, *, as_of) -> Sequence[ReportSection]`` whose sections
 ``runoff assess`` adds to the report (PD validation, stress tests); a module not installed is skipped."""
 
