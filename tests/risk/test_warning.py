@@ -11,26 +11,23 @@ import polars as pl
 import pytest
 
 from runoff.errors import Conflict, InvalidInput, NotFound
+from runoff.risk.alerts import AlertStatus, change_alert_status, empty_alerts, record_alerts
 from runoff.risk.delinquency import delinquency_partition, merge_delinquency, overdue_rates, prepare_book
 from runoff.risk.roll_rates import merge_transitions, roll_rates, transition_partition
 from runoff.risk.warning import (
     Alert,
-    AlertStatus,
     ChangeDetector,
     Statistic,
     ThresholdRule,
     WarningRules,
     build_indicators,
-    change_alert_status,
     control_limits,
     cusum,
     default_warning_rules,
-    empty_alerts,
     evaluate_rules,
     load_warning_rules,
     population_stability_index,
     psi_by_date,
-    record_alerts,
     score_histogram,
 )
 from runoff.risk.watchlist import merge_watchlists, roll_forward_model, watchlist_partition

@@ -26,6 +26,7 @@ import polars as pl
 from runoff.app import clock
 from runoff.errors import InvalidInput, NotFound
 from runoff.reports.assessment import AssessmentData, ReportSection, ReportTable, assessment_report, indicator_figure
+from runoff.risk.alerts import AlertStatus, change_alert_status, empty_alerts, record_alerts
 from runoff.risk.delinquency import (
     DEFAULT_DIMENSIONS,
     SEGMENTS,
@@ -62,17 +63,13 @@ from runoff.risk.roll_rates import (
 from runoff.risk.vintage import first_payment_default, merge_vintages, vintage_curves, vintage_partition
 from runoff.risk.warning import (
     Alert,
-    AlertStatus,
     RuleOutcome,
     WarningRules,
     build_indicators,
-    change_alert_status,
     default_warning_rules,
-    empty_alerts,
     evaluate_rules,
     load_warning_rules,
     psi_by_date,
-    record_alerts,
     score_histogram,
 )
 from runoff.risk.watchlist import RollForward, merge_watchlists, roll_forward_model, watchlist_partition

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runoff.errors import Conflict, InvalidInput, NotFound, describe_validation_error, field_of_validation_error
+from runoff.errors import InvalidInput, describe_validation_error, field_of_validation_error
 from runoff.risk.delinquency import ALL, SEGMENTS, TOTAL
 
 FloatArray = npt.NDArray[np.float64]
@@ -703,139 +703,6 @@ def _excursion_start(statistic: FloatArray, limit: float) -> int:
     while k > 0 and statistic[k - 1] > limit:
         k -= 1
     return k
-
-
-# --- alert lifecycle ---------------------------------------------------------------------------------------------
-
-
-class AlertStatus(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-ALERT_TRANSITIONS: dict[AlertStatus, frozenset[AlertStatus]] = {
-    AlertStatus.OPEN: frozenset({AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED}),
-    AlertStatus.ACKNOWLEDGED: frozenset({AlertStatus.RESOLVED}),
-    AlertStatus.RESOLVED: frozenset(),
-}
-"""The one transition table of an alert's lifecycle."""
-
-ALERT_SCHEMA: dict[str, pl.DataType] = {
-    "alert_id": pl.String(),
-    "rule_id": pl.String(),
-    "kind": pl.String(),
-    "indicator": pl.String(),
-    "segment": pl.String(),
-    "severity": pl.String(),
-    "status": pl.String(),
-    "value": pl.Float64(),
-    "threshold": pl.Float64(),
-    "direction": pl.String(),
-    "message": pl.String(),
-    "first_seen_on": pl.Date(),
-    "last_seen_on": pl.Date(),
-    "observed_on": pl.Date(),
-    "first_signal_on": pl.Date(),
-    "raised_by": pl.String(),
-    "raised_at": pl.Datetime("us", "UTC"),
-    "acknowledged_by": pl.String(),
-    "acknowledged_at": pl.Datetime("us", "UTC"),
-    "resolved_by": pl.String(),
-    "resolved_at": pl.Datetime("us", "UTC"),
-    "note": pl.String(),
-}
-
-
-def empty_alerts() -> pl.DataFrame:
-    return pl.DataFrame(schema=ALERT_SCHEMA)
-
-
-def record_alerts(
-    existing: pl.DataFrame, alerts: Sequence[Alert], *, at: datetime, actor: str
-) -> tuple[pl.DataFrame, list[str], list[str]]:
-    """Add fired alerts to the table: a rule already open (or acknowledged) for the same segment is updated
-    (``last_seen_on``, value), otherwise a new open alert is raised. Returns (table, raised ids, updated ids)."""
-    table = existing if existing.height else empty_alerts()
-    raised: list[str] = []
-    updated: list[str] = []
-    new_rows: list[dict[str, Any]] = []
-    ids = set(table.get_column("alert_id").to_list())
-    for a in alerts:
-        live = table.filter(
-            (pl.col("rule_id") == a.rule_id)
-            & (pl.col("segment") == a.segment)
-            & (pl.col("status") != AlertStatus.RESOLVED.value)
-        )
-        if live.height:
-            alert_id = live.get_column("alert_id")[0]
-            newer = pl.col("last_seen_on") < a.as_of
-            table = table.with_columns(
-                *[
-                    pl.when((pl.col("alert_id") == alert_id) & newer)
-                    .then(pl.lit(v, dtype=ALERT_SCHEMA[c]))
-                    .otherwise(pl.col(c))
-                    .alias(c)
-                    for c, v in (
-                        ("last_seen_on", a.as_of),
-                        ("observed_on", a.observed_on),
-                        ("value", a.value),
-                        ("message", a.message),
-                    )
-                ]
-            )
-            updated.append(alert_id)
-            continue
-        alert_id = f"{a.rule_id}@{a.as_of:%Y-%m}" + ("" if a.segment == ALL else f"/{a.segment}")
-        suffix = 2
-        base = alert_id
-        while alert_id in ids:
-            alert_id, suffix = f"{base}#{suffix}", suffix + 1
-        ids.add(alert_id)
-        raised.append(alert_id)
-        new_rows.append(
-            {
-                **{c: None for c in ALERT_SCHEMA},
-                "alert_id": alert_id, "rule_id": a.rule_id, "kind": a.kind, "indicator": a.indicator,
-                "segment": a.segment, "severity": a.severity, "status": AlertStatus.OPEN.value, "value": a.value,
-                "threshold": a.threshold, "direction": a.direction, "message": a.message, "first_seen_on": a.as_of,
-                "last_seen_on": a.as_of, "observed_on": a.observed_on, "first_signal_on": a.first_signal_on,
-                "raised_by": actor, "raised_at": at,
-            }
-        )  # fmt: skip
-    if new_rows:
-        table = pl.concat([table, pl.DataFrame(new_rows, schema=ALERT_SCHEMA)], how="vertical")
-    return table, raised, updated
-
-
-def change_alert_status(
-    table: pl.DataFrame, alert_id: str, to: AlertStatus | str, *, by: str, at: datetime, note: str | None = None
-) -> pl.DataFrame:
-    """Move one alert along its lifecycle, recording who and when; a move the table does not allow is a :class:`Conflict`."""
-    target = AlertStatus(to) if not isinstance(to, AlertStatus) else to
-    if not by.strip():
-        raise InvalidInput("`by`: expected the name of who acts on the alert, got an empty string", field="by")
-    rows = table.filter(pl.col("alert_id") == alert_id)
-    if rows.height == 0:
-        raise NotFound(f"`alert_id`: {alert_id!r} is not an alert; list them with `runoff alerts`", field="alert_id")
-    current = AlertStatus(rows.get_column("status")[0])
-    if target not in ALERT_TRANSITIONS[current]:
-        allowed = ", ".join(s.value for s in sorted(ALERT_TRANSITIONS[current])) or "nothing (it is final)"
-        raise Conflict(
-            f"alert {alert_id} is {current.value}; it can move to {allowed}, not {target.value}",
-            code="warning.alert_transition",
-            field="status",
-        )
-    who, when = (
-        ("acknowledged_by", "acknowledged_at") if target is AlertStatus.ACKNOWLEDGED else ("resolved_by", "resolved_at")
-    )
-    mine = pl.col("alert_id") == alert_id
-    updates = [("status", target.value), (who, by), (when, at)]
-    if note is not None:
-        updates.append(("note", note))
-    return table.with_columns(
-        [pl.when(mine).then(pl.lit(v, dtype=ALERT_SCHEMA[c])).otherwise(pl.col(c)).alias(c) for c, v in updates]
-    )
 
 
 def segment_of(rule_segment: str) -> tuple[str, str]:
