@@ -11,12 +11,8 @@ threshold in a direction; change detectors watch an indicator with a one-sided C
 control limits against a baseline period, so a drift is caught before any fixed threshold is
 crossed (Page 1954; Montgomery, *Introduction to Statistical Quality Control*, ch. 6 and 9).
 
-The **watchlist** rolls each open loan forward one month with its segment's estimated transition
-matrix (pooled over recent months) and ranks accounts by the probability of rolling to a worse
-state, with the expected balance rolling and the probability of write-off within a horizon.
-
-**Alerts** have a lifecycle open → acknowledged → resolved (who and when); the functions here are
-pure transitions over a table of alerts, the store keeps it.
+Fired rules become :class:`Alert` values; their lifecycle (open → acknowledged → resolved) is
+:mod:`runoff.risk.alerts`, the account watchlist :mod:`runoff.risk.watchlist`.
 """
 
 from __future__ import annotations
