@@ -28,7 +28,7 @@ is flagged (``loans.repost_from``) for the repost that re-allocates and re-accru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -50,10 +50,17 @@ from runoff.store.ledger.models import (
     LedgerAccount,
     LoanStatus,
     PaymentStatus,
+    journal_entries,
     payments,
 )
-from runoff.store.ledger.repository import InstallmentRecord, LoanRecord, PaymentRecord, fen_of
-from runoff.store.ledger.sequences import reserve_ids
+from runoff.store.ledger.repository import (
+    InstallmentRecord,
+    LoanRecord,
+    PaymentRecord,
+    ScheduleVersionRecord,
+    fen_of,
+)
+from runoff.store.ledger.sequences import reserve_id_blocks
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 MAX_KEY_LENGTH = 128
@@ -298,7 +305,7 @@ def _post_chunk(uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: s
 
     # Lock the loans first (PostgreSQL FOR UPDATE in id order; SQLite holds the write lock already), so
     # that the keys read next cannot be posted for these loans by another transaction meanwhile.
-    records = ledger.loans((requests[i].loan_id for i in valid), lock=True)
+    records, versions = ledger.loans_with_live_versions((requests[i].loan_id for i in valid), lock=True)
 
     # Idempotency: keys posted before (by any transaction), and keys repeated inside this chunk.
     existing = ledger.payments_by_keys(requests[i].idempotency_key for i in valid)
@@ -326,8 +333,11 @@ def _post_chunk(uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: s
             except RunoffError as exc:
                 outcomes[idx] = PaymentOutcome(req, error=exc)
 
-    states = _load_states(uow, [records[requests[i].loan_id] for i in ready])
-    payment_ids = reserve_ids(uow.connection, payments, len(ready))
+    states = _load_states(uow, [records[requests[i].loan_id] for i in ready], versions)
+    # Payment ids, and up to four journal entries a payment (penalty, payment, credit spent, waiver): one round trip.
+    ids = reserve_id_blocks(uow.connection, {payments: len(ready), journal_entries: 4 * len(ready)})
+    payment_ids = ids[payments.name]
+    entry_ids = ids[journal_entries.name]
     writes = _Writes()
     for idx, payment_id in zip(ready, payment_ids, strict=True):
         req = requests[idx]
@@ -344,7 +354,7 @@ def _post_chunk(uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: s
         except RunoffError as exc:
             outcomes[idx] = PaymentOutcome(req, error=exc)
 
-    _write(uow, states, writes, actor=actor, now=now)
+    _write(uow, states, writes, actor=actor, now=now, entry_ids=entry_ids)
 
     for idx, first in repeats:
         first_outcome = outcomes[first]
@@ -390,12 +400,14 @@ def _check_loan(record: LoanRecord | None, req: PaymentRequest) -> None:
         )
 
 
-def _load_states(uow: UnitOfWork, records: Sequence[LoanRecord]) -> dict[str, _LoanState]:
+def _load_states(
+    uow: UnitOfWork, records: Sequence[LoanRecord], versions: Mapping[str, ScheduleVersionRecord]
+) -> dict[str, _LoanState]:
     unique = {r.id: r for r in records}
     if not unique:
         return {}
     ledger = uow.ledger
-    positions, rows = ledger.positions_and_rows(unique.values())
+    positions, rows = ledger.positions_and_rows(unique.values(), versions=versions)
     return {
         loan_id: _LoanState(
             record=rec,
@@ -688,12 +700,14 @@ def _audit(
     }
 
 
-def _write(uow: UnitOfWork, states: dict[str, _LoanState], writes: _Writes, *, actor: str, now: Any) -> None:
+def _write(
+    uow: UnitOfWork, states: dict[str, _LoanState], writes: _Writes, *, actor: str, now: Any, entry_ids: list[int]
+) -> None:
     """Write a chunk's rows set-based: payments, allocations, journal, installments, loans, audit."""
     ledger = uow.ledger
     ledger.insert_payments(writes.payments)
     ledger.insert_allocations(writes.allocations)
-    post_entries(uow.connection, writes.entries, actor=actor, posted_at=now)
+    post_entries(uow.connection, writes.entries, actor=actor, posted_at=now, ids=entry_ids)
     installment_rows: list[dict[str, Any]] = []
     loan_rows: list[dict[str, Any]] = []
     for state in states.values():

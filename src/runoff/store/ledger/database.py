@@ -45,7 +45,8 @@ def create_ledger_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        # No pre-ping: it would cost a round trip per transaction; stale connections are recycled instead.
+        return create_engine(parsed, echo=echo, pool_recycle=1800)
     raise ConfigError(
         f"`database_url`: {parsed.get_backend_name()!r} is not supported; expected a sqlite:/// or postgresql:// URL",
         field="database_url",

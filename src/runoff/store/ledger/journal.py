@@ -112,13 +112,25 @@ def check_balanced(entry: JournalEntry) -> None:
             raise InvariantBroken(f"journal line {line} must have exactly one positive side")
 
 
-def post_entries(conn: Connection, entries: Sequence[JournalEntry], *, actor: str, posted_at: datetime) -> list[int]:
-    """Write ``entries`` (checked balanced) in two set-based inserts; returns their ids in order."""
+def post_entries(
+    conn: Connection,
+    entries: Sequence[JournalEntry],
+    *,
+    actor: str,
+    posted_at: datetime,
+    ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Write ``entries`` (checked balanced) in two set-based inserts; returns their ids in order.
+
+    ``ids``: ids reserved beforehand (``sequences.reserve_id_blocks``), at least one per entry.
+    """
     if not entries:
         return []
     for entry in entries:
         check_balanced(entry)
-    ids = reserve_ids(conn, journal_entries, len(entries))
+    if ids is None or len(ids) < len(entries):
+        ids = reserve_ids(conn, journal_entries, len(entries))
+    ids = list(ids[: len(entries)])
     insert_rows(
         conn,
         journal_entries,

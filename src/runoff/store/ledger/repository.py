@@ -343,6 +343,37 @@ class LedgerRepository:
                 out[row[0]] = LoanRecord(*row)
         return out
 
+    def loans_with_live_versions(
+        self, loan_ids: Iterable[str], *, lock: bool = False
+    ) -> tuple[dict[str, LoanRecord], dict[str, ScheduleVersionRecord]]:
+        """Loans and their live schedule versions in one query (``lock``: FOR UPDATE of the loan rows)."""
+        ids = sorted(set(loan_ids))
+        records: dict[str, LoanRecord] = {}
+        versions: dict[str, ScheduleVersionRecord] = {}
+        loan_cols = _columns(loans, LoanRecord)
+        version_cols = _columns(schedule_versions, ScheduleVersionRecord)
+        n = len(loan_cols)
+        for chunk in _chunks(ids):
+            query = (
+                select(*loan_cols, *version_cols)
+                .select_from(
+                    loans.outerjoin(
+                        schedule_versions,
+                        (schedule_versions.c.loan_id == loans.c.id)
+                        & (schedule_versions.c.version == loans.c.schedule_version),
+                    )
+                )
+                .where(self._in(loans.c.id, chunk))
+                .order_by(loans.c.id)
+            )
+            if lock:
+                query = query.with_for_update(of=loans)
+            for row in self.conn.execute(query).all():
+                records[row[0]] = LoanRecord(*row[:n])
+                if row[n] is not None:
+                    versions[row[0]] = ScheduleVersionRecord(*row[n:])
+        return records, versions
+
     def require_loan(self, loan_id: str, *, lock: bool = False) -> LoanRecord:
         found = self.loan(loan_id, lock=lock)
         if found is None:
@@ -503,14 +534,18 @@ class LedgerRepository:
         return self.positions_and_rows(records)[0]
 
     def positions_and_rows(
-        self, records: Iterable[LoanRecord]
+        self, records: Iterable[LoanRecord], *, versions: Mapping[str, ScheduleVersionRecord] | None = None
     ) -> tuple[dict[str, LoanPosition], dict[tuple[str, int], list[InstallmentRecord]]]:
-        """Positions plus the installment rows they were built from (for writing back what changed)."""
+        """Positions plus the installment rows they were built from (for writing back what changed).
+
+        ``versions``: the live schedule versions when already read (``loans_with_live_versions``).
+        """
         recs = list(records)
         if not recs:
             return {}, {}
         keys = [(r.id, r.schedule_version) for r in recs]
-        versions = self.live_versions([r.id for r in recs])
+        if versions is None:
+            versions = self.live_versions([r.id for r in recs])
         rows = self.installments_of(keys)
         dated = self.dated_payments(keys)
         out: dict[str, LoanPosition] = {}

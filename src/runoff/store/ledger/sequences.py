@@ -7,7 +7,32 @@ ids after the largest, which is safe because every SQLite writer holds the datab
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import Connection, Table, func, select, text
+
+
+def reserve_id_blocks(conn: Connection, counts: Mapping[Table, int]) -> dict[str, list[int]]:
+    """Fresh ids for several tables in one round trip: table name → ``counts[table]`` ids."""
+    wanted = {t: n for t, n in counts.items() if n > 0}
+    out: dict[str, list[int]] = {t.name: [] for t in counts}
+    if not wanted:
+        return out
+    if conn.dialect.name != "postgresql":
+        for table, n in wanted.items():
+            out[table.name] = reserve_ids(conn, table, n)
+        return out
+    parts: list[str] = []
+    params: dict[str, object] = {}
+    for k, (table, n) in enumerate(wanted.items()):
+        parts.append(
+            f"SELECT CAST(:t{k} AS TEXT), nextval(pg_get_serial_sequence(:t{k}, 'id')) FROM generate_series(1, :n{k})"
+        )
+        params[f"t{k}"] = table.name
+        params[f"n{k}"] = n
+    for name, value in conn.execute(text(" UNION ALL ".join(parts)), params):
+        out[name].append(int(value))
+    return out
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
