@@ -161,7 +161,7 @@ def build_features(
         balance_yuan=pl.col("principal_balance_fen").filter(active_now).sum().cast(pl.Float64) / 100.0,
         overdue_yuan=pl.col("overdue_amount_fen").filter(active_now).sum().cast(pl.Float64) / 100.0,
         _due_now=pl.col("due_fen").filter(active_now).sum().cast(pl.Float64),
-        _remaining_weighted=(pl.col("installments_remaining").cast(pl.Float64) * pl.col("principal_balance_fen"))
+        _remaining_weighted=(pl.col("installments_remaining").cast(pl.Int64) * pl.col("principal_balance_fen"))
         .filter(active_now)
         .sum(),
     )
@@ -196,7 +196,11 @@ def build_features(
                 _lazy(loans).select(
                     "loan_id",
                     # a flat fee's APR is about 1.8–1.9 × fee × 12; the stress test needs only a rough level
-                    pl.coalesce(pl.col("annual_rate"), pl.col("fee_rate") * 12.0 * 1.85).alias("_rate"),
+                    # in millionths, so the balance-weighted sum is exact integer arithmetic (the same in any order)
+                    (pl.coalesce(pl.col("annual_rate"), pl.col("fee_rate") * 12.0 * 1.85) * 1e6)
+                    .round()
+                    .cast(pl.Int64)
+                    .alias("_rate_micro"),
                 ),
                 on="loan_id",
                 how="left",
@@ -204,8 +208,9 @@ def build_features(
             .group_by("customer_id")
             .agg(
                 (
-                    (pl.col("_rate") * pl.col("principal_balance_fen")).sum()
+                    (pl.col("_rate_micro") * pl.col("principal_balance_fen")).sum().cast(pl.Float64)
                     / pl.col("principal_balance_fen").sum().cast(pl.Float64)
+                    / 1e6
                 ).alias("annual_rate")
             )
         )
