@@ -12,7 +12,9 @@ from runoff.portfolio.generator import BookConfig, generate_partition
 from runoff.portfolio.schemas import ACCOUNTS
 from runoff.risk.delinquency import prepare_book
 from runoff.risk.profiles import (
+    FEATURE_BINS,
     customer_features,
+    feature_histogram,
     fit_behaviour_clusters,
     merge_profiles,
     merge_samples,
@@ -179,3 +181,14 @@ def test_clusters_are_seeded_numbered_by_delinquency_and_separate_the_bad_payers
 def test_a_cluster_count_below_one_is_refused(generated_features):
     with pytest.raises(InvalidInput, match="`clusters`: 0"):
         fit_behaviour_clusters(generated_features, n_clusters=0)
+
+
+def test_feature_histograms_use_fixed_bins_and_keep_missing_values_apart():
+    hist = feature_histogram(_features(), period="current")
+    dpd = dict(hist.filter(pl.col("feature") == "worst_dpd_12m").select("bin", "customers").iter_rows())
+    assert dpd == {1: 2, 2: 1}  # 20 and 5 DPD in (0.5, 30.5]; 41 DPD in (30.5, 60.5]
+    util = dict(hist.filter(pl.col("feature") == "utilization").select("bin", "customers").iter_rows())
+    assert util == {1: 1, 2: 2}  # 0.15 in (0.1, 0.25]; 0.35 and 0.5 in (0.25, 0.5]
+    no_limits = feature_histogram(customer_features(prepare_book(_performance(), as_of=MAR)), period="current")
+    missing = no_limits.filter(pl.col("feature") == "utilization").row(0, named=True)
+    assert (missing["bin"], missing["customers"]) == (len(FEATURE_BINS["utilization"]) + 1, 3)

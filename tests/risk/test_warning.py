@@ -25,6 +25,7 @@ from runoff.risk.warning import (
     cusum,
     default_warning_rules,
     evaluate_rules,
+    feature_drift,
     load_warning_rules,
     population_stability_index,
     psi_by_date,
@@ -401,3 +402,27 @@ def test_watchlist_keeps_accounts_above_the_minimum_probability():
     prepared = prepare_book(book["performance"], as_of=MAR)
     model = roll_forward_model(merge_transitions([transition_partition(prepared)]), dimension="total")
     assert watchlist_partition(prepared, model, min_probability=0.6)["top"].height == 0
+
+
+def test_feature_drift_is_the_psi_of_each_feature_and_the_book_takes_the_largest():
+    hist = pl.DataFrame(
+        {
+            "feature": ["a", "a", "a", "a", "b", "b", "b", "b"],
+            "period": ["baseline", "baseline", "current", "current"] * 2,
+            "bin": [0, 1, 0, 1, 0, 1, 0, 1],
+            "customers": [50, 50, 60, 40, 50, 50, 50, 50],
+        }
+    )
+    drift = feature_drift(hist, as_of=MAR)
+    assert dict(drift.select("feature", "psi").iter_rows()) == {
+        "a": pytest.approx(population_stability_index([50, 50], [60, 40])),
+        "b": 0.0,
+    }
+    ind = build_indicators(feature_psi=drift)
+    book = ind.filter(pl.col("dimension") == "total").row(0, named=True)
+    assert (book["indicator"], book["month_end"], book["value"]) == (
+        "feature_psi",
+        MAR,
+        pytest.approx(drift["psi"].max()),
+    )
+    assert set(ind.filter(pl.col("dimension") == "feature").get_column("segment")) == {"a", "b"}

@@ -41,6 +41,7 @@ from runoff.risk.delinquency import (
 from runoff.risk.profiles import (
     BehaviourClusters,
     customer_features,
+    feature_histogram,
     fit_behaviour_clusters,
     merge_profiles,
     merge_samples,
@@ -68,6 +69,7 @@ from runoff.risk.warning import (
     build_indicators,
     default_warning_rules,
     evaluate_rules,
+    feature_drift,
     load_warning_rules,
     psi_by_date,
     score_histogram,
@@ -86,6 +88,8 @@ REPORT_FILE = "assessment.html"
 TOP_N = 100
 MATRIX_MONTHS = 6
 CLUSTER_SAMPLE = 50_000
+DRIFT_MONTHS = 6
+"""The feature-drift baseline: the book's customers this many month ends before the as-of date."""
 
 SECTION_PROVIDERS: tuple[str, ...] = ("runoff.app.models:report_sections",)
 """``module:function`` paths of functions ``(workspace, *, as_of) -> Sequence[ReportSection]`` whose sections
@@ -107,6 +111,7 @@ class AnalyticsTask:
     top_n: int = TOP_N
     profile_sample: int = 0  # customers kept for the cluster fit (0: no profiles)
     seed: int = 0
+    drift_months: int = 0  # behaviour-feature histograms now and this many months before (0: none)
 
 
 def _scan_if_present(workspace: Workspace, table: str, partition: int) -> pl.LazyFrame | None:
@@ -150,15 +155,30 @@ def analytics_partition_task(task: AnalyticsTask) -> dict[str, Any]:
         out["transitions"] = transition_partition(book)
     if "concentration" in task.metrics:
         out["concentration"] = concentration_partition(book, top_n=task.top_n)
-    if task.profile_sample:
+    if task.profile_sample or task.drift_months:
+        customers = _scan_if_present(workspace, "customers", task.partition)
+        accounts = _scan_if_present(workspace, "accounts", task.partition)
         features = customer_features(
-            book,
-            customers=_scan_if_present(workspace, "customers", task.partition),
-            accounts=_scan_if_present(workspace, "accounts", task.partition),
-            scores=_scores(workspace, task.partition),
+            book, customers=customers, accounts=accounts, scores=_scores(workspace, task.partition)
         )
-        out["sample"] = sample_customers(features, size=task.profile_sample, seed=task.seed)
+        if task.profile_sample:
+            out["sample"] = sample_customers(features, size=task.profile_sample, seed=task.seed)
+        if task.drift_months:
+            before = customer_features(
+                book.at(months_before(task.as_of, task.drift_months)), customers=customers, accounts=accounts
+            )
+            out["feature_histogram"] = pl.concat(
+                [feature_histogram(before, period="baseline"), feature_histogram(features, period="current")]
+            )
     return out
+
+
+def months_before(as_of: date, months: int) -> date:
+    """The month end ``months`` months before ``as_of``'s month."""
+    index = as_of.year * 12 + as_of.month - 1 - months
+    year, month = divmod(index, 12)
+    first_next = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
+    return date.fromordinal(first_next.toordinal() - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +192,13 @@ class BookAnalytics:
     transition_counts: pl.DataFrame | None = None
     concentration_sums: dict[str, pl.DataFrame] | None = None
     profile_sample: pl.DataFrame | None = None
+    feature_histogram: pl.DataFrame | None = None
+
+    def feature_drift(self) -> pl.DataFrame | None:
+        """PSI of each behaviour feature against the baseline month (None when the pass did not look)."""
+        if self.feature_histogram is None:
+            return None
+        return feature_drift(self.feature_histogram, as_of=self.as_of)
 
     def overdue_rates(self) -> pl.DataFrame:
         return overdue_rates(_needed(self.delinquency_sums, "delinquency"))
@@ -242,6 +269,7 @@ def merge_analytics(
         if "concentration" in present
         else None,
         profile_sample=merge_samples(of("sample"), size=profile_sample) if "sample" in present else None,
+        feature_histogram=pl.concat(of("feature_histogram")) if "feature_histogram" in present else None,
     )
 
 
@@ -288,6 +316,7 @@ def book_analytics(
     top_n: int = TOP_N,
     profile_sample: int = 0,
     seed: int = 0,
+    drift_months: int = 0,
 ) -> BookAnalytics:
     """One pass over the book: every requested metric's sums, merged across partitions."""
     dims = check_dimensions(dimensions)
@@ -299,7 +328,7 @@ def book_analytics(
     when = resolve_as_of(workspace, as_of)
     root = str(workspace.root.resolve())
     tasks = [
-        AnalyticsTask(root, p, when, dims, tuple(metrics), top_n, profile_sample, seed)
+        AnalyticsTask(root, p, when, dims, tuple(metrics), top_n, profile_sample, seed, drift_months)
         for p in performance_partitions(workspace)
     ]
     merger = _Merger(when, dims, top_n, profile_sample)
@@ -551,6 +580,7 @@ def _warning(
         fpd=analytics.first_payment_default(),
         concentration=analytics.concentration(),
         score_psi=_score_psi(workspace),
+        feature_psi=analytics.feature_drift(),
     )
     alerts, outcomes = evaluate_rules(indicators, rules, as_of=analytics.as_of)
     _, raised, updated = AlertStore(workspace).record(alerts, at=now, actor=actor)
@@ -576,7 +606,9 @@ def warn(
     """``runoff warn``: indicators up to ``as_of``, the rules evaluated, alerts recorded, the watchlist built."""
     rules = rules or default_warning_rules()
     dims = tuple(d for d in SEGMENTS if d in rules.segments())
-    analytics = book_analytics(workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress)
+    analytics = book_analytics(
+        workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress, drift_months=DRIFT_MONTHS
+    )
     rates, rolls = analytics.overdue_rates(), analytics.roll_rates()
     indicators, outcomes, raised, updated, model = _warning(
         workspace, analytics, rules, rates=rates, rolls=rolls, now=now or clock.now(), actor=actor
@@ -706,7 +738,7 @@ def assess_book(
     dims = tuple(dict.fromkeys([*DEFAULT_DIMENSIONS, *(d for d in SEGMENTS if d in rules.segments())]))
     analytics = book_analytics(
         workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress,
-        profile_sample=CLUSTER_SAMPLE, seed=seed,
+        profile_sample=CLUSTER_SAMPLE, seed=seed, drift_months=DRIFT_MONTHS,
     )  # fmt: skip
     rates, rolls = analytics.overdue_rates(), analytics.roll_rates()
     curves, flows, conc = analytics.vintage_curves(), analytics.flow_rates(), analytics.concentration()

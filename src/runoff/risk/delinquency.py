@@ -244,6 +244,16 @@ class PartitionBook:
     def customers(self) -> int:
         return self.customer_ids.len()
 
+    def at(self, as_of: date) -> PartitionBook:
+        """The same book seen at an earlier month end: only its rows up to ``as_of``."""
+        return PartitionBook(
+            rows=self.rows.filter(pl.col("month_end") <= as_of),
+            as_of=as_of,
+            dimensions=self.dimensions,
+            combos=self.combos,
+            customer_ids=self.customer_ids,
+        )
+
     def segment(self, dimension: str) -> pl.Expr:
         """Each row's segment name in ``dimension`` (from its ``combo``)."""
         return pl.col("combo").replace_strict(

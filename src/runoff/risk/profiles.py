@@ -245,6 +245,40 @@ def _credit_limits(accounts: pl.LazyFrame | pl.DataFrame | None) -> pl.LazyFrame
     return lf.filter(status).group_by("customer_id").agg(pl.col("credit_limit_fen").sum())
 
 
+# --- feature drift ---------------------------------------------------------------------------------------------
+
+FEATURE_BINS: dict[str, tuple[float, ...]] = {
+    "balance_fen": (50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000, 5_000_000),
+    "active_loans": (1.5, 2.5, 3.5, 5.5, 8.5),
+    "utilization": (0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
+    "worst_dpd_12m": (0.5, 30.5, 60.5, 90.5, 180.5),
+    "months_delinquent_12m": (0.5, 1.5, 2.5, 4.5, 6.5),
+    "payment_ratio_6m": (0.5, 0.9, 0.999, 1.001, 1.2),
+    "tenure_months": (6, 12, 24, 48),
+}
+"""Fixed inner bin edges of the behaviour features whose drift (PSI) the early warning watches; fixed edges
+make the histograms add across partitions. A missing value has a bin of its own (the last)."""
+
+
+def feature_histogram(features: pl.DataFrame, *, period: str) -> pl.DataFrame:
+    """Customers per (feature, bin) of ``features``, labelled ``period`` (baseline or current)."""
+    frames = []
+    for name, edges in FEATURE_BINS.items():
+        values = features.get_column(name).cast(pl.Float64)
+        bins = pl.select(
+            pl.when(values.is_null())
+            .then(pl.lit(len(edges) + 1))
+            .otherwise(pl.lit(pl.Series([float(e) for e in edges])).search_sorted(values, side="left"))
+            .cast(pl.Int32)
+        ).to_series()
+        frames.append(
+            pl.DataFrame({"feature": name, "period": period, "bin": bins})
+            .group_by("feature", "period", "bin")
+            .agg(pl.len().cast(pl.Int64).alias("customers"))
+        )
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
 # --- behaviour clusters ------------------------------------------------------------------------------------------
 
 

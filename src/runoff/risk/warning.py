@@ -54,6 +54,7 @@ INDICATORS: dict[str, str] = {
     "top10_share": "share of the open balance owed by the ten largest customers",
     "overdue_top10_share": "share of the M1+ balance owed by the ten largest delinquent customers",
     "score_psi": "population stability index of the PD distribution against the first scoring date",
+    "feature_psi": "largest population stability index of the behaviour features, now against six months before",
 }
 """Every indicator a rule can name."""
 
@@ -90,12 +91,14 @@ def build_indicators(
     fpd: pl.DataFrame | None = None,
     concentration: pl.DataFrame | None = None,
     score_psi: pl.DataFrame | None = None,
+    feature_psi: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The indicator series from the analytics' results (any may be absent), dated when each is known.
 
     ``rates``: :func:`runoff.risk.delinquency.overdue_rates`; ``rolls``: :func:`runoff.risk.roll_rates.roll_rates`;
     ``fpd``: :func:`runoff.risk.vintage.first_payment_default`; ``concentration``:
-    :func:`runoff.risk.roll_rates.concentration`; ``score_psi``: :func:`psi_by_date`.
+    :func:`runoff.risk.roll_rates.concentration`; ``score_psi``: :func:`psi_by_date`; ``feature_psi``:
+    :func:`feature_drift` (the book's value is the largest; each feature is a segment of dimension ``feature``).
     """
     out: list[pl.DataFrame] = []
     if rates is not None and rates.height:
@@ -155,6 +158,13 @@ def build_indicators(
         )
     if score_psi is not None and score_psi.height:
         out.append(_series(score_psi, "score_psi", "psi", None, None))
+    if feature_psi is not None and feature_psi.height:
+        per_feature = feature_psi.select(
+            pl.lit("feature").alias("dimension"), pl.col("feature").alias("segment"), "month_end", "psi"
+        )
+        largest = feature_psi.group_by("month_end").agg(pl.col("psi").max())
+        out.append(_series(largest, "feature_psi", "psi", None, None))
+        out.append(_series(per_feature, "feature_psi", "psi", None, None))
     if not out:
         return pl.DataFrame(
             schema={
@@ -234,6 +244,26 @@ def psi_by_date(histogram: pl.DataFrame, *, baseline: date | None = None, bins: 
         {"month_end": dates, "psi": [population_stability_index(base, counts(d)) for d in dates]},
         schema={"month_end": pl.Date, "psi": pl.Float64},
     )
+
+
+def feature_drift(histogram: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
+    """PSI of each behaviour feature, ``current`` against ``baseline`` customers, dated ``as_of``."""
+    if histogram.height == 0:
+        return pl.DataFrame(schema={"feature": pl.String, "month_end": pl.Date, "psi": pl.Float64})
+    merged = histogram.group_by("feature", "period", "bin").agg(pl.col("customers").sum())
+    rows = []
+    for feature in sorted(merged.get_column("feature").unique().to_list()):
+        f = merged.filter(pl.col("feature") == feature)
+        n_bins = int(f.get_column("bin").max()) + 1  # type: ignore[arg-type]
+        counts = {}
+        for period in ("baseline", "current"):
+            at = f.filter(pl.col("period") == period)
+            c = np.zeros(n_bins)
+            c[at.get_column("bin").to_numpy()] = at.get_column("customers").to_numpy()
+            counts[period] = c
+        if counts["baseline"].sum() > 0 and counts["current"].sum() > 0:
+            rows.append((feature, as_of, population_stability_index(counts["baseline"], counts["current"])))
+    return pl.DataFrame(rows, schema={"feature": pl.String, "month_end": pl.Date, "psi": pl.Float64}, orient="row")
 
 
 # --- change detection --------------------------------------------------------------------------------------------
@@ -508,6 +538,8 @@ def default_warning_rules() -> WarningRules:
                           description="ten customers owe more than 5 % of the balance"),
             ThresholdRule(id="score-drift", indicator="score_psi", threshold=0.25, severity=Severity.HIGH,
                           description="PD distribution shifted (PSI above 0.25)"),
+            ThresholdRule(id="feature-drift", indicator="feature_psi", threshold=0.25, severity=Severity.MEDIUM,
+                          description="a behaviour feature shifted against six months before (PSI above 0.25)"),
         ),
         change_detection=(
             ChangeDetector(id="m1plus-cusum", indicator="m1plus_balance_rate", method="cusum", baseline_months=6,
