@@ -11,6 +11,8 @@ of ``--partition-accounts`` accounts as the workspace would, and times, per part
 
 It also re-prices ``--sample`` offers with the Decimal quotes and counts those that differ by a cent.
 Goals (issue 5): pricing 1,000,000 accounts under 60 s, checking the plan with its offers under 30 s.
+Wall and CPU seconds are both printed: on a shared machine the wall time includes waiting for a CPU, and
+the CPU time (all threads; Polars uses every core) is what a quiet machine approaches.
 
     .venv/bin/python benchmarks/bench_offers.py --accounts 50000        # a quick run
     .venv/bin/python benchmarks/bench_offers.py                         # 1,000,000 accounts
