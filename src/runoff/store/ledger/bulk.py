@@ -130,7 +130,14 @@ def load_book(
         n_accounts = write_frame(conn, accounts, acc)
     n_loans = write_frame(conn, loans, loan_rows)
     write_frame(conn, schedule_versions, version_rows)
-    n_inst = write_frame(conn, installments, inst)
+    # Amount columns the tape did not give are left to their server default (0): less to ship and parse.
+    given = [c for c in INSTALLMENT_AMOUNTS if c in installments_df.columns]
+    optional = [c for c in ("accrual_start", "settled_on") if c in installments_df.columns]
+    n_inst = write_frame(
+        conn,
+        installments,
+        inst.drop([c for c in (*INSTALLMENT_AMOUNTS, "accrual_start", "settled_on") if c not in (*given, *optional)]),
+    )
     n_entries = write_frame(conn, journal_entries, entries)
     n_lines = write_frame(conn, journal_lines, lines)
     conn.execute(
@@ -532,6 +539,6 @@ def _executemany_sqlite(conn: Connection, table: Table, frame: pl.DataFrame) -> 
     try:
         step = 200_000
         for start in range(0, frame.height, step):
-            cursor.executemany(sql, frame.slice(start, step).iter_rows())
+            cursor.executemany(sql, frame.slice(start, step).rows())
     finally:
         cursor.close()
