@@ -284,6 +284,7 @@ def _worker(url: str, requests: list[tuple[str, str, str, str]], barrier, out) -
     out.put(posted)
 
 
+@pytest.mark.slow
 def test_concurrent_processes_post_each_key_exactly_once_and_reconcile(ledger, ledger_url, equal_installment_product):
     for n in range(N_LOANS):
         _open(ledger, equal_installment_product, loan_id=f"C{n:03d}", principal="20000.00")
