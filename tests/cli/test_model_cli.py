@@ -69,6 +69,8 @@ def test_train_develops_then_validates_out_of_time(trained: dict[str, dict]) -> 
     assert 0 <= oot["score_psi"] < 1
     assert len(out["training_data_sha256"]) == 64
     assert trained["lightgbm"]["version"] == "v0002"
+    # the same book, dates and split give the same development sample, byte for byte
+    assert trained["lightgbm"]["training_data_sha256"] == out["training_data_sha256"]
 
 
 def test_list_shows_both_versions(app: typer.Typer, book: Path, trained: dict[str, dict]) -> None:

@@ -2,10 +2,15 @@
 
 Why it is fast: instead of handing optbinning a million rows per feature (its default workflow pre-bins
 with a CART tree on the raw rows, then solves), each feature is pre-binned here at its quantiles with
-NumPy (one partial sort and one ``bincount``), and optbinning receives only the aggregated counts — one
-weighted row per (pre-bin, class) — with the quantile cut points as ``user_splits``. optbinning's
-constraint solver (OR-Tools CP-SAT) then picks the optimal, monotonic merge of those pre-bins exactly as
-it would on raw data. Scoring never calls optbinning: bins, WOE and points are plain arrays.
+NumPy (cut points from at most 200,000 evenly spaced rows, then one ``searchsorted`` and one ``bincount``
+over all rows), and optbinning receives only the aggregated counts — one weighted row per (pre-bin, class)
+— with the quantile cut points as ``user_splits``. optbinning's constraint solver (OR-Tools CP-SAT) then
+picks the optimal, monotonic merge of those pre-bins exactly as it would on raw data. Each row's bin is
+kept from the pre-binning, so the WOE matrix costs one lookup per feature, and the regression uses
+Newton–Cholesky (a handful of iterations when rows far outnumber features), warm-started when a feature is
+dropped. Scoring never calls optbinning: bins, WOE and points are plain arrays. On 1,000,000 rows × 20
+features this trains about 9× faster than optbinning's default workflow at the same holdout AUC
+(``benchmarks/bench_scorecard.py``).
 
 Conventions:
 
@@ -45,7 +50,10 @@ TRENDS = ("ascending", "descending", "auto_asc_desc", "auto", "convex", "concave
 """optbinning's ``monotonic_trend`` values accepted here; ascending = default rate rises with the value."""
 
 WOE_SMOOTHING = 0.5
+"""Count used in place of 0 goods or bads in a bin, so its WOE stays finite."""
+
 PREBIN_SAMPLE = 200_000
+"""Rows the quantile cut points are taken from (evenly spaced); the counts use every row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +141,8 @@ class Scorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     * ``C``, ``max_iter``: the logistic regression's inverse regularisation and iteration limit;
     * ``base_points``, ``base_odds``, ``pdo``: the points scale;
     * ``drop_wrong_sign``: refit without features whose coefficient has the wrong sign;
-    * ``time_limit``: seconds the binning solver may spend per feature; ``random_state``: the regression's seed.
+    * ``time_limit``: seconds the binning solver may spend per feature; ``random_state``: accepted for
+      scikit-learn's API (the fit is deterministic: quantile pre-bins, an exact solver, Newton–Cholesky).
     """
 
     def __init__(
