@@ -189,6 +189,28 @@ def test_user_mistakes_are_one_line_and_exit_code_2(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "args", "message"),
+    [
+        ("status", ["good"] * 200, ["--target", "status", "--bad", "good"], "has only bads"),
+        ("empty", [None] * 200, ["--target", "status", "--bad", "bad"], "`empty`: every one of its"),
+    ],
+    ids=["one-class-target", "all-missing-feature"],
+)
+def test_a_file_with_one_class_or_an_empty_feature_is_refused(
+    app: typer.Typer, tmp_path: Path, column: str, values: list, args: list[str], message: str
+) -> None:
+    root = tmp_path / "ws"
+    assert run(app, "init", str(root)).exit_code == 0
+    frame = pl.read_csv(lender_sample(tmp_path / "a.csv", n=200)).with_columns(
+        pl.Series(column, values, dtype=pl.String)
+    )
+    frame.write_csv(tmp_path / "b.csv")
+    result = run(app, "model", "train", "--data", str(tmp_path / "b.csv"), *args, "-w", str(root))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
 def test_an_observation_without_a_full_outcome_window_is_refused(app: typer.Typer, book: Path) -> None:
     result = run(app, "model", "train", "--observation", "2025-03-31", "-w", str(book))
     assert result.exit_code == 2
