@@ -77,7 +77,7 @@ def book(n: int, delinquent: float, seed: int) -> tuple[pl.DataFrame, pl.DataFra
     due_count = fell_due.sum(axis=1)
     behind = np.zeros(n, dtype=np.int64)
     behind[late_rows] = np.minimum(rng.integers(1, 7, late_rows.size), due_count[late_rows])
-    paid_mask &= k[None, :] <= (due_count - behind)[:, None]
+    paid_mask[late_rows] &= k[None, :] <= (due_count - behind)[late_rows, None]
     p_paid = np.where(paid_mask, p_due, 0)
     i_paid = np.where(paid_mask, i_due, 0)
     partly = np.flatnonzero(late & (behind > 0) & (rng.random(n) < 1 / 3))
@@ -145,6 +145,8 @@ def run(name: str, url: str, folder: Path, loans: pl.DataFrame, installments: pl
                 f"[{result.delinquent_loans:,} loans overdue, {result.loans_charged:,} charged "
                 f"{result.penalty_fen / 100:,.2f} of penalty, {result.cured_loans:,} cured]"
             )
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in result.seconds_by_step.items() if v >= 0.01)
+            print(f"{' ' * len(name)}  by step: {steps}")
         again = time.perf_counter()
         rerun = close_day(as_of=CLOSE + timedelta(days=8), actor="bench", uow=ctx.uow())
         print(

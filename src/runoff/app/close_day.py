@@ -68,6 +68,7 @@ class CloseDayResult:
     by_bucket: dict[str, dict[str, int | None]] = field(default_factory=dict)
     seconds: float = 0.0
     already_closed: bool = False
+    seconds_by_step: dict[str, float] = field(default_factory=dict)
 
     @property
     def days(self) -> int:
@@ -98,6 +99,7 @@ class CloseDayResult:
                 for b, v in self.by_bucket.items()
             },
             "seconds": round(self.seconds, 3),
+            "seconds_by_step": {k: round(v, 3) for k, v in self.seconds_by_step.items()},
         }
 
     def details(self) -> dict[str, Any]:
@@ -114,6 +116,7 @@ class CloseDayResult:
             "cured_loans": self.cured_loans,
             "by_bucket": self.by_bucket,
             "seconds": round(self.seconds, 3),
+            "seconds_by_step": {k: round(v, 3) for k, v in self.seconds_by_step.items()},
         }
 
 
@@ -143,7 +146,9 @@ def close_day(
                 begun=begun,
             )
             if not result.already_closed:
+                committing = time.perf_counter()
                 uow.commit()
+                result.seconds_by_step["commit"] = time.perf_counter() - committing
     except Exception as exc:
         if begun:
             _record_failure(uow, as_of, actor=actor, error=exc)
@@ -180,6 +185,8 @@ def _close(
     close_id = start_close(conn, as_of, actor=actor, now=now)
     begun.append(True)
 
+    steps: dict[str, float] = {}
+    clock = time.perf_counter()
     flagged = loans_to_repost(conn, as_of=as_of)
     step_progress = _stepper(progress, "repost", len(flagged))
     reposts: list[RepostResult] = []
@@ -188,7 +195,9 @@ def _close(
         reposts += repost_loans(ledger, batch, actor=actor, now=now, close_id=close_id)
         step_progress(len(batch))
 
+    clock = _lap(steps, "repost", clock)
     credit: CreditTotals = apply_credit_falling_due(ledger, as_of, close_id=close_id, actor=actor, now=now)
+    clock = _lap(steps, "credit", clock)
     aging: AgingTotals = age_and_accrue(
         ledger,
         as_of,
@@ -198,7 +207,10 @@ def _close(
         chunk_size=chunk,
         progress=_stepper(progress, "age", delinquent_count(conn, as_of)),
     )
+    steps |= {f"aging_{part}": seconds for part, seconds in aging.seconds.items()}
+    clock = time.perf_counter()
     cured = reset_current(conn, as_of, now=now)
+    clock = _lap(steps, "reset", clock)
     result = CloseDayResult(
         close_id=close_id,
         as_of=as_of,
@@ -213,6 +225,7 @@ def _close(
         capped_loans=aging.capped_loans,
         cured_loans=cured,
         by_bucket=book_by_bucket(open_loans(conn), aging),
+        seconds_by_step=steps,
     )
     finish_close(
         conn,
@@ -232,6 +245,12 @@ def _close(
         details={"as_of": as_of.isoformat(), **result.details()},
     )
     return result
+
+
+def _lap(steps: dict[str, float], step: str, since: float) -> float:
+    now = time.perf_counter()
+    steps[step] = steps.get(step, 0.0) + now - since
+    return now
 
 
 def _stepper(progress: CloseProgress | None, step: str, total: int) -> Callable[[int], None]:
@@ -266,6 +285,7 @@ def _from_record(close_id: int, as_of: date, processed: int, penalty_fen: int, d
         by_bucket=dict(d.get("by_bucket", {})),
         seconds=float(d.get("seconds", 0.0)),
         already_closed=True,
+        seconds_by_step=dict(d.get("seconds_by_step", {})),
     )
 
 

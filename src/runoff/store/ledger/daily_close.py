@@ -27,7 +27,9 @@ the cap's cents trim go through ``accrue_penalty_day`` itself; a loan whose cap 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +37,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from runoff.money import RoundingMode, to_minor
 from runoff.servicing.allocation import apply_allocation, apply_credit
@@ -77,6 +96,7 @@ from runoff.store.ledger.repost import (
 from runoff.store.ledger.sequences import reserve_ids
 
 DEFAULT_CHUNK = 20_000
+MAX_KEYS_PER_QUERY = 30_000  # under SQLite's 32,766 bound parameters
 PPB = 10**9
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[int], None]
@@ -294,6 +314,12 @@ class AgingTotals:
     pages: int = 0
     by_bucket: dict[str, int] = field(default_factory=dict)  # overdue loans by bucket
     principal_by_bucket: dict[str, int] = field(default_factory=dict)  # their outstanding principal, fen
+    seconds: dict[str, float] = field(default_factory=dict)  # read, compute, write
+
+    def timed(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[part] = self.seconds.get(part, 0.0) + now - since
+        return now
 
 
 def delinquent_count(conn: Connection, as_of: date) -> int:
@@ -301,13 +327,8 @@ def delinquent_count(conn: Connection, as_of: date) -> int:
     return int(conn.execute(select(func.count()).select_from(loans).where(_delinquent(as_of))).scalar_one())
 
 
-def _delinquent(as_of: date, after: str | None = None, upto: str | None = None) -> Any:
-    clauses = [loans.c.status == LoanStatus.OPEN.value, loans.c.oldest_unpaid_due_date < as_of]
-    if after is not None:
-        clauses.append(loans.c.id > after)
-    if upto is not None:
-        clauses.append(loans.c.id <= upto)
-    return and_(*clauses)
+def _delinquent(as_of: date) -> Any:
+    return and_(loans.c.status == LoanStatus.OPEN.value, loans.c.oldest_unpaid_due_date < as_of)
 
 
 def age_and_accrue(
@@ -320,50 +341,188 @@ def age_and_accrue(
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
 ) -> AgingTotals:
-    """Days past due, bucket, overdue amounts and penalty for every open loan with something overdue, page by page."""
+    """Days past due, bucket, overdue amounts and penalty for every open loan with something overdue, page by page.
+
+    The loans are found once (one range of the (status, oldest unpaid) index); each page of
+    ``chunk_size`` of them is then read by primary key: its loans, installments and allocations.
+    """
     conn = ledger.conn
     totals = AgingTotals()
-    after: str | None = None
-    while True:
-        page = _page(conn, as_of, after, chunk_size)
-        if not page:
-            break
-        _age_page(conn, page, as_of, after=after, close_id=close_id, actor=actor, now=now, ledger=ledger, totals=totals)
-        after = page[-1].id
+    started = time.perf_counter()
+    ids = sorted(str(i) for i in conn.execute(select(loans.c.id).where(_delinquent(as_of))).scalars())
+    terms = _penalty_terms(conn)
+    totals.timed("read", started)
+    size = min(chunk_size, MAX_KEYS_PER_QUERY)
+    for begin in range(0, len(ids), size):
+        started = time.perf_counter()
+        page, principal = _page(conn, as_of, ids[begin : begin + size])
+        totals.timed("read", started)
+        if page:
+            _age_page(
+                conn,
+                page,
+                terms,
+                as_of,
+                principal=principal,
+                close_id=close_id,
+                actor=actor,
+                now=now,
+                ledger=ledger,
+                totals=totals,
+            )
         totals.pages += 1
         if progress is not None:
-            progress(len(page))
+            progress(len(ids[begin : begin + size]))
     return totals
 
 
-def _page(conn: Connection, as_of: date, after: str | None, size: int) -> Sequence[Any]:
-    ln, p, v = loans, products, schedule_versions
-    query = (
+@dataclass(frozen=True, slots=True)
+class _PenaltyTerms:
+    """A product version's penalty rule as the products table stores it (exact integers)."""
+
+    on_amount: bool
+    rate_ppb: int
+    grace_days: int
+    cap_ppb: int | None
+    mode: RoundingMode
+
+
+def _penalty_terms(conn: Connection) -> dict[tuple[str, int], _PenaltyTerms]:
+    p = products
+    rows = conn.execute(
         select(
-            ln.c.id,
-            ln.c.schedule_version,
-            ln.c.product_id,
-            ln.c.product_version,
-            ln.c.oldest_unpaid_due_date,
-            ln.c.penalty_charged_fen,
-            ln.c.penalty_accrued_until,
-            ln.c.outstanding_principal_fen,
+            p.c.id,
+            p.c.version,
             p.c.penalty_base,
             p.c.penalty_daily_rate_ppb,
             p.c.penalty_grace_days,
             p.c.penalty_cap_ppb,
             p.c.rounding_mode,
-            v.c.principal_fen,
         )
-        .join_from(ln, p, and_(p.c.id == ln.c.product_id, p.c.version == ln.c.product_version))
-        .join(v, and_(v.c.loan_id == ln.c.id, v.c.version == ln.c.schedule_version))
-        .where(_delinquent(as_of, after))
-        .order_by(ln.c.id)
-        .limit(size)
+    )
+    return {
+        (r.id, int(r.version)): _PenaltyTerms(
+            on_amount=r.penalty_base == PenaltyBase.OVERDUE_AMOUNT.value,
+            rate_ppb=int(r.penalty_daily_rate_ppb),
+            grace_days=int(r.penalty_grace_days),
+            cap_ppb=None if r.penalty_cap_ppb is None else int(r.penalty_cap_ppb),
+            mode=RoundingMode(r.rounding_mode),
+        )
+        for r in rows
+    }
+
+
+def _page(conn: Connection, as_of: date, ids: Sequence[str]) -> tuple[Sequence[Any], dict[str, int]]:
+    """The loans ``ids`` still overdue (PostgreSQL: locked), and the principal of the re-scheduled ones' live version.
+
+    A loan on its first schedule amortises what it lent; a re-scheduled one what its live version says
+    (the base of its penalty cap).
+    """
+    ln = loans
+    query = select(
+        ln.c.id,
+        ln.c.schedule_version,
+        ln.c.product_id,
+        ln.c.product_version,
+        ln.c.principal_fen,
+        ln.c.oldest_unpaid_due_date,
+        ln.c.penalty_charged_fen,
+        ln.c.penalty_accrued_until,
+        ln.c.outstanding_principal_fen,
+    ).where(
+        _among(conn, ln.c.id, ids),
+        # `status || ''`: look the page up by primary key, not by a second pass over the overdue index range.
+        (ln.c.status + "") == LoanStatus.OPEN.value,
+        ln.c.oldest_unpaid_due_date < as_of,
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=ln)
-    return conn.execute(query).all()
+        query = query.with_for_update()
+    rows = sorted(conn.execute(query).all(), key=lambda r: str(r.id))
+    live = {r.id: r.schedule_version for r in rows if r.schedule_version != 1}
+    if not live:
+        return rows, {}
+    v = schedule_versions
+    found = conn.execute(select(v.c.loan_id, v.c.version, v.c.principal_fen).where(v.c.loan_id.in_(list(live))))
+    return rows, {r.loan_id: int(r.principal_fen) for r in found if live[r.loan_id] == r.version}
+
+
+def _read_page(
+    conn: Connection, ids: Sequence[str], live: IntArray, code_of: dict[str, int], as_of: date
+) -> tuple[Sequence[Any], list[Any]]:
+    """The installments due before ``as_of`` and the dated allocations of the loans ``ids`` (any schedule version)."""
+    i = installments
+    inst_rows = conn.execute(
+        select(
+            i.c.loan_id,
+            i.c.schedule_version,
+            i.c.number,
+            _day_number(conn, i.c.due_date),
+            i.c.principal_due_fen - i.c.principal_waived_fen,
+            i.c.interest_due_fen - i.c.interest_waived_fen,
+            i.c.fee_due_fen - i.c.fee_waived_fen,
+            i.c.principal_paid_fen,
+            i.c.interest_paid_fen,
+            i.c.fee_paid_fen,
+            i.c.penalty_accrued_fen,
+        ).where(
+            _among(conn, i.c.loan_id, ids),
+            # coalesce() keeps SQLite on the primary key: given a long IN list it would otherwise range-scan
+            # the due-date index over half the book (30 s on a million loans instead of 0.4 s).
+            func.coalesce(i.c.due_date, None) < as_of,
+        )
+    ).all()
+    a = allocations
+    alloc_rows = [
+        r
+        for r in conn.execute(
+            select(
+                a.c.loan_id,
+                a.c.schedule_version,
+                a.c.installment_number,
+                a.c.component,
+                _day_number(conn, a.c.value_date),
+                a.c.amount_fen,
+            ).where(
+                _among(conn, a.c.loan_id, ids),
+                a.c.reversed.is_(False),
+                a.c.installment_number.is_not(None),
+                a.c.component.in_(("principal", "interest", "fee")),
+            )
+        )
+        if r[1] == live[code_of[r[0]]]
+    ]
+    return inst_rows, alloc_rows
+
+
+def _among(conn: Connection, column: Any, keys: Sequence[str]) -> Any:
+    """``column IN keys``: on PostgreSQL one array parameter (``= ANY``), not thousands of bound values."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(keys), type_=ARRAY(String)))
+    return column.in_(keys)
+
+
+@contextmanager
+def _by_key(conn: Connection) -> Iterator[None]:
+    """PostgreSQL: look a page's rows up by key, not by a scan of the whole table.
+
+    Given a long ``= ANY(...)`` list the planner expects a tenth of the installments and scans all
+    twelve million in parallel (2 s a page); the index lookups it would otherwise skip take 0.5 s.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+
+
+def _day_number(conn: Connection, column: Any) -> Any:
+    """``column`` (a date) as its proleptic ordinal (:meth:`datetime.date.toordinal`), computed by the database."""
+    if conn.dialect.name == "postgresql":
+        return (column - literal(date(1, 1, 1), Date)) + 1
+    return cast(func.julianday(column) - 1721424.5, Integer)
 
 
 def _round_half(numerator: int, denominator: int, mode: RoundingMode) -> int:
@@ -377,25 +536,28 @@ def _round_half(numerator: int, denominator: int, mode: RoundingMode) -> int:
 def _age_page(
     conn: Connection,
     page: Sequence[Any],
+    terms: dict[tuple[str, int], _PenaltyTerms],
     as_of: date,
     *,
-    after: str | None,
+    principal: dict[str, int],
     close_id: int | None,
     actor: str,
     now: datetime,
     ledger: LedgerRepository,
     totals: AgingTotals,
 ) -> None:
+    clock = time.perf_counter()
     x = as_of.toordinal()
     ids = [r.id for r in page]
     code_of = {loan_id: k for k, loan_id in enumerate(ids)}
+    live = np.array([r.schedule_version for r in page], dtype=np.int64)
     n_loans = len(ids)
-    upto = ids[-1]
+    rules = [terms[(r.product_id, r.product_version)] for r in page]
 
-    rate = np.array([r.penalty_daily_rate_ppb for r in page], dtype=np.int64)
-    grace = np.array([r.penalty_grace_days for r in page], dtype=np.int64)
-    on_amount = np.array([r.penalty_base == PenaltyBase.OVERDUE_AMOUNT.value for r in page], dtype=bool)
-    half_even = np.array([r.rounding_mode == RoundingMode.HALF_EVEN.value for r in page], dtype=bool)
+    rate = np.array([t.rate_ppb for t in rules], dtype=np.int64)
+    grace = np.array([t.grace_days for t in rules], dtype=np.int64)
+    on_amount = np.array([t.on_amount for t in rules], dtype=bool)
+    half_even = np.array([t.mode is RoundingMode.HALF_EVEN for t in rules], dtype=bool)
     oldest = np.array([r.oldest_unpaid_due_date.toordinal() for r in page], dtype=np.int64)
     charged = np.array([r.penalty_charged_fen for r in page], dtype=np.int64)
     # Penalties already accrued past the close date (a payment dated later, a close run backwards) stay.
@@ -404,40 +566,23 @@ def _age_page(
     )
     cap_fen = np.array(
         [
-            -1
-            if r.penalty_cap_ppb is None
-            else _round_half(int(r.penalty_cap_ppb) * int(r.principal_fen), PPB, RoundingMode(r.rounding_mode))
-            for r in page
+            -1 if t.cap_ppb is None else _round_half(t.cap_ppb * principal.get(r.id, int(r.principal_fen)), PPB, t.mode)
+            for r, t in zip(page, rules, strict=True)
         ],
         dtype=np.int64,
     )
 
-    i = installments
-    ln = loans
-    inst_rows = conn.execute(
-        select(
-            i.c.loan_id,
-            i.c.number,
-            i.c.due_date,
-            i.c.principal_due_fen - i.c.principal_waived_fen,
-            i.c.interest_due_fen - i.c.interest_waived_fen,
-            i.c.fee_due_fen - i.c.fee_waived_fen,
-            i.c.principal_paid_fen,
-            i.c.interest_paid_fen,
-            i.c.fee_paid_fen,
-            i.c.penalty_accrued_fen,
-        )
-        .join_from(i, ln, and_(ln.c.id == i.c.loan_id, ln.c.schedule_version == i.c.schedule_version))
-        .where(_delinquent(as_of, after, upto), i.c.due_date < as_of)
-    ).all()
-    n = len(inst_rows)
-    code = np.fromiter((code_of[r[0]] for r in inst_rows), dtype=np.int64, count=n)
-    number = np.fromiter((r[1] for r in inst_rows), dtype=np.int64, count=n)
-    due = np.fromiter((r[2].toordinal() for r in inst_rows), dtype=np.int64, count=n)
-    cols = np.array([r[3:] for r in inst_rows], dtype=np.int64).reshape(n, 7)
-    order = np.lexsort((number, due, code))
-    code, number, due, cols = code[order], number[order], due[order], cols[order]
-    p_net, i_net, f_net, p_paid, i_paid, f_paid, stored = (cols[:, k] for k in range(7))
+    with _by_key(conn):
+        inst_rows, alloc_rows = _read_page(conn, ids, live, code_of, as_of)
+    table = np.array([r[1:] for r in inst_rows], dtype=np.int64).reshape(len(inst_rows), 10)
+    codes = np.fromiter((code_of[r[0]] for r in inst_rows), dtype=np.int64, count=len(inst_rows))
+    keep = table[:, 0] == live[codes]  # the live schedule version's installments only
+    table, codes = table[keep], codes[keep]
+    order = np.lexsort((table[:, 1], table[:, 2], codes))
+    table, code = table[order], codes[order]
+    n = len(code)
+    number, due = table[:, 1], table[:, 2]
+    p_net, i_net, f_net, p_paid, i_paid, f_paid, stored = (table[:, k] for k in range(3, 10))
 
     amount_base = on_amount[code]
     net = np.where(amount_base, p_net + i_net + f_net, p_net)
@@ -445,26 +590,15 @@ def _age_page(
     start = due + grace[code]
     days = np.maximum(x - start, 0)
 
-    a = allocations
-    alloc_rows = conn.execute(
-        select(a.c.loan_id, a.c.installment_number, a.c.component, a.c.value_date, a.c.amount_fen)
-        .join_from(a, ln, and_(ln.c.id == a.c.loan_id, ln.c.schedule_version == a.c.schedule_version))
-        .where(
-            _delinquent(as_of, after, upto),
-            a.c.reversed.is_(False),
-            a.c.installment_number.is_not(None),
-            a.c.component.in_(("principal", "interest", "fee")),
-        )
-    ).all()
     dated_all = np.zeros(n, dtype=np.int64)
     reduction = np.zeros(n, dtype=np.int64)
     if alloc_rows and n:
         m = len(alloc_rows)
         a_code = np.fromiter((code_of[r[0]] for r in alloc_rows), dtype=np.int64, count=m)
-        a_number = np.fromiter((r[1] for r in alloc_rows), dtype=np.int64, count=m)
-        a_principal = np.fromiter((r[2] == "principal" for r in alloc_rows), dtype=bool, count=m)
-        a_day = np.fromiter((r[3].toordinal() for r in alloc_rows), dtype=np.int64, count=m)
-        a_amount = np.fromiter((r[4] for r in alloc_rows), dtype=np.int64, count=m)
+        a_number = np.fromiter((r[2] for r in alloc_rows), dtype=np.int64, count=m)
+        a_principal = np.fromiter((r[3] == "principal" for r in alloc_rows), dtype=bool, count=m)
+        a_day = np.fromiter((r[4] for r in alloc_rows), dtype=np.int64, count=m)
+        a_amount = np.fromiter((r[5] for r in alloc_rows), dtype=np.int64, count=m)
         width = int(max(number.max(initial=0), a_number.max(initial=0))) + 1
         keys = code * width + number
         sorter = np.argsort(keys, kind="stable")
@@ -476,6 +610,7 @@ def _age_page(
         np.add.at(dated_all, row, amt)
         np.add.at(reduction, row, amt * np.maximum(x - np.maximum(a_day[counted], start[row]), 0))
 
+    clock = totals.timed("read", clock)
     undated = np.maximum(paid - dated_all, 0)
     earned = rate[code] * np.maximum(days * (net - undated) - reduction, 0)
 
@@ -529,9 +664,10 @@ def _age_page(
     dpd = x - oldest
     bucket_codes = buckets_of(dpd)
 
+    clock = totals.timed("compute", clock)
     changed = np.flatnonzero(delta)
     id_array = np.array(ids, dtype=object)
-    version = np.array([r.schedule_version for r in page], dtype=np.int64)
+    version = live
     bulk_update(
         conn,
         installments,
@@ -577,6 +713,7 @@ def _age_page(
         now=now,
     )
 
+    totals.timed("write", clock)
     totals.loans += n_loans
     totals.loans_charged += len(charged_rows)
     totals.installments_charged += len(changed)
@@ -596,7 +733,9 @@ def reset_current(conn: Connection, as_of: date, *, now: datetime) -> int:
     result = conn.execute(
         update(ln)
         .where(
-            ln.c.status == LoanStatus.OPEN.value,
+            # `status || ''` keeps SQLite off the (status, oldest unpaid) index: nearly every open loan
+            # matches the date range, and a table scan reads them six times faster than the index would.
+            (ln.c.status + "") == LoanStatus.OPEN.value,
             or_(ln.c.oldest_unpaid_due_date.is_(None), ln.c.oldest_unpaid_due_date >= as_of),
             or_(
                 ln.c.dpd != 0,

@@ -651,9 +651,9 @@ def _plan_repost(
 
 
 def loans_to_repost(conn: Connection, *, as_of: date) -> list[str]:
-    """Open loans flagged for a repost from a date on or before ``as_of``, in id order (one index range)."""
-    query = select(loans.c.id).where(loans.c.repost_from <= as_of, loans.c.status == LoanStatus.OPEN.value)
-    return sorted(str(r) for r in conn.execute(query).scalars())
+    """Open loans flagged for a repost from a date on or before ``as_of``, in id order (one range of its index)."""
+    query = select(loans.c.id, loans.c.status).where(loans.c.repost_from <= as_of)
+    return sorted(str(r.id) for r in conn.execute(query) if r.status == LoanStatus.OPEN.value)
 
 
 def repost_loans(
