@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select, update
 
 from runoff.app.ledger_check import verify_ledger
-from runoff.app.loans import open_loan
+from runoff.app.loans import apply_schedule, open_loan, read_position
 from runoff.app.payments import post_payment
 from runoff.servicing.delinquency import Bucket, bucket_of, days_past_due, penalty_due_to_date
 from runoff.servicing.product import Product, parse_product
+from runoff.servicing.schedule import build_schedule
 from runoff.store.ledger.daily_close import (
     age_and_accrue,
     apply_credit_falling_due,
@@ -258,3 +259,26 @@ def test_aging_posts_one_balanced_penalty_entry_per_loan_charged(ledger):
     assert len(kinds) >= totals.entries > 0
     report = verify_ledger(uow=ledger.uow(write=False))
     assert report.ok, report.findings_as_dicts()
+
+
+def test_a_rescheduled_loan_is_aged_on_its_live_version_with_the_cap_on_that_principal(ledger):
+    product = PRODUCTS[2]  # 0.4 %/day, capped at 3 % of principal
+    open_loan(product=product, principal="1000", term=6, start_date=START, actor="t", uow=ledger.uow(), loan_id="V")
+    with ledger.uow() as uow:  # version 1 falls behind and is charged penalty
+        age_and_accrue(uow.ledger, date(2024, 3, 25), close_id=None, actor="t", now=NOW)
+        uow.commit()
+    haircut = build_schedule(product, principal=D("900.00"), term=6, start_date=date(2024, 4, 1))
+    apply_schedule("V", haircut, reason="restructure", actor="t", uow=ledger.uow())
+    as_of = date(2024, 8, 20)  # version 2's first three installments overdue; the cap binds
+    with ledger.uow() as uow:
+        totals = age_and_accrue(uow.ledger, as_of, close_id=None, actor="t", now=NOW)
+        uow.commit()
+    position = read_position("V", uow=ledger.uow(write=False))
+    assert position.schedule_version == 2 and position.principal == D("900.00")
+    charges = penalty_due_to_date(position, as_of)
+    assert [i.penalty_accrued for i in position.installments] == [c.amount for c in charges]
+    assert position.penalty_charged_total > sum((c.amount for c in charges), D(0))  # version 1's counts for the cap
+    assert totals.capped_loans == 1
+    with ledger.engine.connect() as conn:
+        dpd = conn.execute(select(loans.c.dpd).where(loans.c.id == "V")).scalar_one()
+    assert dpd == days_past_due(position, as_of) == (as_of - date(2024, 5, 1)).days
