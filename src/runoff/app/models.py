@@ -210,6 +210,16 @@ def _report(
     dof_offset: int,
 ) -> ValidationReport:
     y = frame.get_column(target).cast(pl.Int64).to_numpy()
+    segment = None
+    if "dpd_now" in frame.columns:  # book samples: the score by delinquency bucket at the observation date
+        dpd = pl.col("dpd_now").fill_null(0)
+        segment = frame.select(
+            pl.when(dpd <= 0).then(pl.lit("current"))
+            .when(dpd <= 30).then(pl.lit("M1"))
+            .when(dpd <= 60).then(pl.lit("M2"))
+            .when(dpd <= 90).then(pl.lit("M3"))
+            .otherwise(pl.lit("M4+"))
+        ).to_series()  # fmt: skip
     return validation_report(
         y,
         model.predict_pd(frame),
@@ -219,6 +229,7 @@ def _report(
         features=model.encoding.frame(frame) if baseline is not None else None,
         feature_baselines=None if baseline is None else baseline[1],
         dof_offset=dof_offset,
+        segment=segment,
     )
 
 
@@ -713,7 +724,7 @@ def report_sections(workspace: Workspace, *, as_of: date) -> list[ReportSection]
         ks = _figure("KS: cumulative bads and goods by PD rank", x="population share 人群占比", y="cumulative share")
         cal = _figure("Observed vs predicted default rate by decile", x="mean PD 预测违约率", y="observed 实际违约率")
         dist = _figure("Customers by score band", x="score 评分", y="share of customers", percent_y=True)
-        rows, tables = [], []
+        rows, tables, by_bucket = [], [], []
         top = 0.0
         for record, reports in models:
             label = f"{record.version} {record.kind}"
@@ -733,6 +744,9 @@ def report_sections(workspace: Workspace, *, as_of: date) -> list[ReportSection]
             cal.add_trace(go.Scatter(x=c["mean_pd"], y=c["observed_rate"], mode="lines+markers", name=label))
             d = pl.DataFrame(t["score_distribution"])
             dist.add_trace(go.Bar(x=d["band"], y=d["share"], name=label))
+            if t.get("score_by_segment"):
+                caption = f"{label}: score by delinquency bucket at the observation date ({sample['sample']})"
+                by_bucket.append(ReportTable(pl.DataFrame(t["score_by_segment"]), caption=caption))
             for name, rep in reports.items():
                 rows.append({"model": label, "sample": name} | {m: rep.get(m) for m in _REPORT_METRICS})
             tables.append(ReportTable(c.select("group", "count", "mean_pd", "observed_rate", "observed_bads",
@@ -742,7 +756,7 @@ def report_sections(workspace: Workspace, *, as_of: date) -> list[ReportSection]
         metrics = ReportTable(pl.DataFrame(rows), caption="AUC, Gini, KS, Brier, Hosmer–Lemeshow p, score PSI")
         note = "Validation samples: out of time for book models, holdout for file models; PSI against training."
         for key, figs, tabs in (
-            ("score-distribution", (dist,), ()),
+            ("score-distribution", (dist,), tuple(by_bucket)),
             ("roc", (roc,), (metrics,)),
             ("ks", (ks,), ()),
             ("calibration", (cal,), tuple(tables)),

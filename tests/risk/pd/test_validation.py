@@ -159,3 +159,12 @@ def test_a_stored_baseline_gives_the_same_psi_as_the_raw_development_values() ->
     via = baseline.psi(cur)
     assert via.value == pytest.approx(direct.value)
     assert via.table.get_column("bin").to_list() == direct.table.get_column("bin").to_list()
+
+
+def test_score_by_segment_summarises_each_bucket() -> None:
+    out = v.score_by_segment([600, 620, 500], [0.02, 0.01, 0.3], [0, 0, 1], ["current", "current", "M2"])
+    rows = {r["segment"]: r for r in out.to_dicts()}
+    assert rows["current"]["count"] == 2
+    assert rows["current"]["score_mean"] == pytest.approx(610)
+    assert rows["M2"]["observed_rate"] == 1.0
+    assert out.get_column("segment").to_list() == ["current", "M2"]

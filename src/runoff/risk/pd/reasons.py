@@ -40,16 +40,18 @@ class ReasonCodes:
     all_points_lost: FloatArray  # rows × features
 
     def frame(self) -> pl.DataFrame:
-        names = np.asarray([*self.feature_names, ""], dtype=object)
-        cols: dict[str, Any] = {}
+        """``reason_k`` (feature name, null when none) and ``reason_k_points`` for k = 1..top."""
+        labels = pl.Series("labels", [*self.feature_names, None], dtype=pl.String)  # position −1 ↦ the null
+        none = len(self.feature_names)
+        cols: dict[str, pl.Series] = {}
         for k in range(self.index.shape[1]):
             idx = self.index[:, k]
-            label = names[idx]  # −1 picks the trailing "" → null below
-            cols[f"reason_{k + 1}"] = pl.Series(label, dtype=pl.String).replace("", None)
-            cols[f"reason_{k + 1}_points"] = pl.Series(np.where(idx >= 0, self.points_lost[:, k], np.nan)).fill_nan(
-                None
-            )
-        return pl.DataFrame(cols)
+            found = idx >= 0
+            cols[f"reason_{k + 1}"] = labels.gather(np.where(found, idx, none)).alias(f"reason_{k + 1}")
+            cols[f"reason_{k + 1}_points"] = pl.Series(
+                f"reason_{k + 1}_points", np.where(found, self.points_lost[:, k], np.nan)
+            ).fill_nan(None)
+        return pl.DataFrame(list(cols.values()))
 
 
 def top_reasons(points_lost: FloatArray, feature_names: Sequence[str], *, top: int = 3) -> ReasonCodes:

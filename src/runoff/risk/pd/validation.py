@@ -437,6 +437,34 @@ def score_distribution(
     return pl.DataFrame(out)
 
 
+def score_by_segment(
+    score: npt.ArrayLike, pd: npt.ArrayLike, y: npt.ArrayLike, segment: Sequence[str] | pl.Series
+) -> pl.DataFrame:
+    """Per segment (e.g. the delinquency bucket at the observation date): customers, mean and quartiles of the
+    score, mean PD, observed bad rate."""
+    frame = pl.DataFrame(
+        {
+            "segment": pl.Series(segment, dtype=pl.String),
+            "score": np.asarray(score, dtype=np.float64),
+            "pd": np.asarray(pd, dtype=np.float64),
+            "bad": np.asarray(y, dtype=np.float64),
+        }
+    )
+    return (
+        frame.group_by("segment")
+        .agg(
+            pl.len().alias("count"),
+            pl.col("score").mean().alias("score_mean"),
+            pl.col("score").quantile(0.25).alias("score_p25"),
+            pl.col("score").median().alias("score_median"),
+            pl.col("score").quantile(0.75).alias("score_p75"),
+            pl.col("pd").mean().alias("mean_pd"),
+            pl.col("bad").mean().alias("observed_rate"),
+        )
+        .sort("score_mean", descending=True)
+    )
+
+
 # --- the whole report --------------------------------------------------------------------------
 
 
@@ -483,6 +511,7 @@ class ValidationReport:
     roc: pl.DataFrame
     ks_curve: pl.DataFrame
     score_distribution: pl.DataFrame
+    by_segment: pl.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -504,6 +533,7 @@ class ValidationReport:
                 "roc": self.roc.to_dicts(),
                 "ks_curve": self.ks_curve.to_dicts(),
                 "score_distribution": self.score_distribution.to_dicts(),
+                "score_by_segment": None if self.by_segment is None else self.by_segment.to_dicts(),
             },
             **self.extra,
         }
@@ -534,6 +564,7 @@ def validation_report(
     dof_offset: int = 2,
     band_width: float = 20.0,
     band_edges: Sequence[float] | FloatArray | None = None,
+    segment: Sequence[str] | pl.Series | None = None,
 ) -> ValidationReport:
     """Discrimination, calibration, score bands and, against a development baseline, score and feature PSI."""
     yy, pp = _arrays(y, pd)
@@ -552,4 +583,5 @@ def validation_report(
         roc=roc_points(yy, pp),
         ks_curve=ks_curve(yy, pp),
         score_distribution=score_distribution(s, yy, edges=bands),
+        by_segment=None if segment is None else score_by_segment(s, pp, yy, segment),
     )
