@@ -61,7 +61,7 @@ class CloseDayResult:
     credit_spent_fen: int
     delinquent_loans: int
     loans_charged: int
-    penalty_fen: int
+    penalty_fen: int  # net penalty charged: accrued by the close, less what reposts took back
     entries: int
     capped_loans: int
     cured_loans: int
@@ -220,8 +220,10 @@ def _close(
         credit_spent_fen=credit.spent_fen,
         delinquent_loans=aging.loans,
         loans_charged=aging.loans_charged,
-        penalty_fen=aging.penalty_fen + credit.penalty_fen,
-        entries=aging.entries + credit.entries,
+        penalty_fen=aging.penalty_fen
+        + credit.penalty_fen
+        + sum(r.penalty_after_fen - r.penalty_before_fen for r in reposts),
+        entries=aging.entries + credit.entries + sum(r.entries_posted for r in reposts),
         capped_loans=aging.capped_loans,
         cured_loans=cured,
         by_bucket=book_by_bucket(open_loans(conn), aging),
