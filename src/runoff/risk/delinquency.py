@@ -359,11 +359,8 @@ def prepare_book(
     ).item()
     if not ordered:
         rows = rows.sort("loan_id", "month_end")
-    rows = rows.with_columns(
-        pl.col("state")
-        .replace_strict(list(range(len(STATES))), list(STATE_ROW_BUCKET), return_dtype=pl.UInt8)
-        .alias("bucket")
-    )
+    bucket_of_state = np.asarray(STATE_ROW_BUCKET, dtype=np.uint8)
+    rows = rows.with_columns(pl.Series("bucket", bucket_of_state[rows.get_column("state").to_numpy()]))
 
     # Look segments up once per loan (rows are sorted by loan), then spread them over the loan's rows.
     first_row = (rows.get_column("loan_id") != rows.get_column("loan_id").shift(1)).fill_null(True)

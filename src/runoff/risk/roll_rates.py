@@ -104,7 +104,6 @@ def transition_partition(book: PartitionBook) -> pl.DataFrame:
             "collected_fen",
             "combo",
         )
-        .collect()
     )
     aggs = [
         pl.len().cast(pl.Int64).alias("loans"),
@@ -112,9 +111,7 @@ def transition_partition(book: PartitionBook) -> pl.DataFrame:
         pl.col("overdue_amount_fen").sum(),
         pl.col("collected_fen").sum(),
     ]
-    long = grouped_sums(
-        book, pairs.lazy(), keys=["month_end", "from_state", "to_state"], aggs=aggs, sums=TRANSITION_SUMS
-    )
+    long = grouped_sums(book, pairs, keys=["month_end", "from_state", "to_state"], aggs=aggs, sums=TRANSITION_SUMS)
     codes, names = list(range(len(STATES))), list(STATES)
     return long.with_columns(
         pl.col("from_state").replace_strict(codes, names, return_dtype=pl.String),
