@@ -274,3 +274,29 @@ def test_features_on_a_dask_cluster_equal_the_in_process_ones(tmp_path: Path) ->
     assert here.height > 5000
     assert here.get_column("customer_id").is_unique().all()
     assert here.equals(there)
+
+
+@pytest.mark.parametrize(
+    ("values", "bad", "expected"),
+    [
+        ([0, 1, 1, 0], None, [0, 1, 1, 0]),
+        ([0.0, 1.0, 1.0, 0.0], "1", [0, 1, 1, 0]),
+        ([True, False, True, True], None, [1, 0, 1, 1]),
+        (["good", "bad", "bad", "good"], "bad", [0, 1, 1, 0]),
+        (["M0", "M3+", "M0", "M0"], "M3+", [0, 1, 0, 0]),
+        ([1, 2, 2, 1], "2", [0, 1, 1, 0]),
+    ],
+    ids=["ints-default", "floats-one", "booleans", "text", "text-with-symbols", "ints-named"],
+)
+def test_the_bad_value_is_read_by_the_columns_type(values: list, bad: str | None, expected: list[int]) -> None:
+    from runoff.app.models import bad_flags
+
+    assert bad_flags(pl.Series("y", values), bad).to_list() == expected
+
+
+def test_a_numeric_outcome_other_than_0_and_1_needs_the_bad_value() -> None:
+    from runoff.app.models import bad_flags
+    from runoff.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="not just 0 and 1"):
+        bad_flags(pl.Series("y", [1, 2, 2]), None)

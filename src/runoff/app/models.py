@@ -378,28 +378,50 @@ def read_development_file(path: Path) -> pl.DataFrame:
 
 
 def bad_flags(column: pl.Series, bad_value: str | None) -> pl.Series:
-    """1 where ``column`` equals the bad value (compared as text), else 0; a 0/1 column needs no value."""
+    """1 where ``column`` holds the bad value, else 0. Numbers compare as numbers (``--bad 1`` matches 1.0) and
+    default to 1; true/false default to true; text must be named with ``--bad``."""
     name = column.name
     if column.null_count():
         raise InvalidInput(
             f"`--target`: column {name!r} has {column.null_count()} empty rows; expected an outcome on every row",
             field="target",
         )
-    values = column.cast(pl.String)
-    seen = sorted(values.unique().to_list())
-    if bad_value is None:
-        if set(seen) <= {"0", "1", "true", "false"}:
-            bad_value = "1" if "1" in seen or "0" in seen else "true"
-        else:
+    seen = sorted(column.cast(pl.String).unique().to_list())
+    if column.dtype == pl.Boolean:
+        wanted = "true" if bad_value is None else bad_value.strip().lower()
+        if wanted not in ("true", "false", "1", "0"):
+            raise InvalidInput(f"`--bad`: {bad_value!r} is not allowed for true/false column {name!r}", field="bad")
+        flags = column == (wanted in ("true", "1"))
+    elif column.dtype.is_numeric():
+        if bad_value is None and not column.cast(pl.Float64).is_in([0.0, 1.0]).all():
+            raise InvalidInput(
+                f"`--bad`: column {name!r} holds {seen[:6]}, not just 0 and 1; say which value means default with "
+                "--bad VALUE",
+                field="bad",
+            )
+        try:
+            number = 1.0 if bad_value is None else float(bad_value)
+        except ValueError:
+            raise InvalidInput(
+                f"`--bad`: {bad_value!r} is not a number; column {name!r} holds numbers such as {seen[:6]}", field="bad"
+            ) from None
+        flags = column.cast(pl.Float64) == number
+        if not flags.any():
+            raise InvalidInput(
+                f"`--bad`: {number:g} is not a value of column {name!r}; expected one of {seen[:10]}", field="bad"
+            )
+    else:
+        if bad_value is None:
             raise InvalidInput(
                 f"`--bad`: column {name!r} holds {seen[:6]}; say which value means default with --bad VALUE",
                 field="bad",
             )
-    if bad_value not in seen:
-        raise InvalidInput(
-            f"`--bad`: {bad_value!r} is not a value of column {name!r}; expected one of {seen[:10]}", field="bad"
-        )
-    return (values == bad_value).cast(pl.Int8).alias("bad")
+        if bad_value not in seen:
+            raise InvalidInput(
+                f"`--bad`: {bad_value!r} is not a value of column {name!r}; expected one of {seen[:10]}", field="bad"
+            )
+        flags = column.cast(pl.String) == bad_value
+    return flags.cast(pl.Int8).alias("bad")
 
 
 def train_from_file(
