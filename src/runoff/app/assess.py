@@ -14,7 +14,8 @@ Outputs go to ``data/risk/*.parquet`` (tables a notebook or the web app reads ba
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import import_module
@@ -460,39 +461,36 @@ class AlertStore:
             return self.open()
         return self.all().filter(pl.col("status") == status).sort("first_seen_on", "alert_id")
 
-    def _locked(self) -> Any:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the workspace's alert lock (an exclusive ``flock``) for one read-modify-write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(self.path.parent / ".alerts.lock", "a+")  # noqa: SIM115 - the caller unlocks and closes it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return lock
+        with open(self.path.parent / ".alerts.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _save(self, table: pl.DataFrame) -> None:
         self.workspace.write_frame(ALERTS_FILE, table)
 
     def record(self, alerts: Sequence[Alert], *, at: datetime, actor: str) -> tuple[pl.DataFrame, list[str], list[str]]:
         """Raise new alerts and refresh the open ones the same rules fire again."""
-        lock = self._locked()
-        try:
+        with self._locked():
             table, raised, updated = record_alerts(self.all(), alerts, at=at, actor=actor)
             if raised or updated:
                 self._save(table)
             return table, raised, updated
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
 
     def change(
         self, alert_id: str, to: AlertStatus | str, *, by: str, at: datetime, note: str | None = None
     ) -> dict[str, Any]:
         """Acknowledge or resolve one alert, recording who and when; returns the alert as it now is."""
-        lock = self._locked()
-        try:
+        with self._locked():
             table = change_alert_status(self.all(), alert_id, to, by=by, at=at, note=note)
             self._save(table)
             return table.filter(pl.col("alert_id") == alert_id).row(0, named=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
 
 
 # --- early warning ---------------------------------------------------------------------------------------------
