@@ -253,6 +253,15 @@ def rate_ppb(rate: Decimal, *, field: str) -> int:
     return int(scaled)
 
 
+def _id_list(column: Any, dialect: str) -> Any:
+    """``column IN :ids``; on PostgreSQL ``column = ANY(:ids)``: one array parameter instead of thousands (the
+    driver parses and the server plans one statement shape whatever the list's length)."""
+    if dialect == "postgresql":
+        element = String() if isinstance(column.type, String) else column.type
+        return column == any_(bindparam("ids", type_=ARRAY(element)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
 def _chunks(items: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -265,13 +274,9 @@ class LedgerRepository:
         self.conn = conn
         self._products = products if products is not None else ProductCache()
 
-    def _in(self, column: Any, values: Sequence[Any]) -> Any:
-        """``column IN values``; on PostgreSQL ``column = ANY(array)``, one parameter instead of thousands
-        (the driver parses and the server plans one statement shape whatever the list's length)."""
-        if self.conn.dialect.name == "postgresql":
-            element = column.type if not isinstance(column.type, String) else String()
-            return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
-        return column.in_(values)
+    @property
+    def _dialect(self) -> str:
+        return self.conn.dialect.name
 
     # --- products ------------------------------------------------------------------------------------------------
 
@@ -332,14 +337,10 @@ class LedgerRepository:
 
     def loans(self, loan_ids: Iterable[str], *, lock: bool = False) -> dict[str, LoanRecord]:
         """Loans by id; ``lock`` takes their row locks (PostgreSQL ``FOR UPDATE``, in id order against deadlocks)."""
-        ids = sorted(set(loan_ids))
         out: dict[str, LoanRecord] = {}
-        columns = _columns(loans, LoanRecord)
-        for chunk in _chunks(ids):
-            query = select(*columns).where(self._in(loans.c.id, chunk)).order_by(loans.c.id)
-            if lock:
-                query = query.with_for_update()
-            for row in self.conn.execute(query).all():
+        query = _q_loans(self._dialect, lock)
+        for chunk in _chunks(sorted(set(loan_ids))):
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
                 out[row[0]] = LoanRecord(*row)
         return out
 
@@ -347,28 +348,12 @@ class LedgerRepository:
         self, loan_ids: Iterable[str], *, lock: bool = False
     ) -> tuple[dict[str, LoanRecord], dict[str, ScheduleVersionRecord]]:
         """Loans and their live schedule versions in one query (``lock``: FOR UPDATE of the loan rows)."""
-        ids = sorted(set(loan_ids))
         records: dict[str, LoanRecord] = {}
         versions: dict[str, ScheduleVersionRecord] = {}
-        loan_cols = _columns(loans, LoanRecord)
-        version_cols = _columns(schedule_versions, ScheduleVersionRecord)
-        n = len(loan_cols)
-        for chunk in _chunks(ids):
-            query = (
-                select(*loan_cols, *version_cols)
-                .select_from(
-                    loans.outerjoin(
-                        schedule_versions,
-                        (schedule_versions.c.loan_id == loans.c.id)
-                        & (schedule_versions.c.version == loans.c.schedule_version),
-                    )
-                )
-                .where(self._in(loans.c.id, chunk))
-                .order_by(loans.c.id)
-            )
-            if lock:
-                query = query.with_for_update(of=loans)
-            for row in self.conn.execute(query).all():
+        n = len(_field_names(LoanRecord))
+        query = _q_loans_with_versions(self._dialect, lock)
+        for chunk in _chunks(sorted(set(loan_ids))):
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
                 records[row[0]] = LoanRecord(*row[:n])
                 if row[n] is not None:
                     versions[row[0]] = ScheduleVersionRecord(*row[n:])
@@ -419,20 +404,11 @@ class LedgerRepository:
 
     def live_versions(self, loan_ids: Iterable[str]) -> dict[str, ScheduleVersionRecord]:
         """The live schedule version of each loan."""
-        ids = sorted(set(loan_ids))
         out: dict[str, ScheduleVersionRecord] = {}
-        for chunk in _chunks(ids):
-            query = (
-                select(schedule_versions)
-                .join(
-                    loans,
-                    (loans.c.id == schedule_versions.c.loan_id)
-                    & (loans.c.schedule_version == schedule_versions.c.version),
-                )
-                .where(self._in(loans.c.id, chunk))
-            )
-            for row in self.conn.execute(query).mappings():
-                out[row["loan_id"]] = ScheduleVersionRecord.from_row(row)
+        query = _q_live_versions(self._dialect)
+        for chunk in _chunks(sorted(set(loan_ids))):
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
+                out[row[0]] = ScheduleVersionRecord(*row)
         return out
 
     def insert_schedule_version(self, values: Mapping[str, Any]) -> None:
@@ -483,16 +459,10 @@ class LedgerRepository:
         """Installments of each (loan, version), in number order."""
         wanted = set(keys)
         out: dict[tuple[str, int], list[InstallmentRecord]] = {k: [] for k in wanted}
-        i = installments
         # loan_id IN (...) uses the primary key; a (loan_id, version) tuple IN plans badly on PostgreSQL.
-        columns = _columns(i, InstallmentRecord)
+        query = _q_installments(self._dialect)
         for chunk in _chunks(sorted({k[0] for k in wanted}), 2000):
-            rows = self.conn.execute(
-                select(*columns)
-                .where(self._in(i.c.loan_id, chunk))
-                .order_by(i.c.loan_id, i.c.schedule_version, i.c.number)
-            )
-            for row in rows:
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
                 key = (row[0], row[1])
                 if key in wanted:
                     out[key].append(InstallmentRecord(*row))
@@ -508,20 +478,9 @@ class LedgerRepository:
         """Money applied to each installment with its value date: (loan, version, number) → payments."""
         wanted = set(keys)
         out: dict[tuple[str, int, int], list[DatedPayment]] = defaultdict(list)
-        a = allocations
+        query = _q_dated(self._dialect)
         for chunk in _chunks(sorted({k[0] for k in wanted}), 2000):
-            rows = self.conn.execute(
-                select(
-                    a.c.loan_id,
-                    a.c.schedule_version,
-                    a.c.installment_number,
-                    a.c.value_date,
-                    a.c.component,
-                    a.c.amount_fen,
-                )
-                .where(self._in(a.c.loan_id, chunk), a.c.reversed.is_(False), a.c.installment_number.is_not(None))
-                .order_by(a.c.id)
-            )
+            rows = self.conn.execute(query, {"ids": list(chunk)}).all()
             for loan_id, version, number, value_date, component, amount_fen in rows:
                 if (loan_id, version) in wanted:
                     out[(loan_id, version, number)].append(
@@ -563,24 +522,22 @@ class LedgerRepository:
     # --- payments and allocations --------------------------------------------------------------------------------
 
     def payments_by_keys(self, keys: Iterable[str]) -> dict[str, PaymentRecord]:
-        wanted = sorted(set(keys))
         out: dict[str, PaymentRecord] = {}
-        for chunk in _chunks(wanted):
-            for row in self.conn.execute(
-                select(payments).where(self._in(payments.c.idempotency_key, chunk))
-            ).mappings():
-                out[row["idempotency_key"]] = PaymentRecord.from_row(row)
+        query = _q_payments_by_keys(self._dialect)
+        for chunk in _chunks(sorted(set(keys))):
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
+                record = PaymentRecord(*row)
+                out[record.idempotency_key] = record
         return out
 
     def allocations_of_payments(self, payment_ids: Iterable[int]) -> dict[int, list[AllocationRecord]]:
-        wanted = sorted(set(payment_ids))
         out: dict[int, list[AllocationRecord]] = defaultdict(list)
-        for chunk in _chunks(wanted):
-            rows = self.conn.execute(
-                select(allocations).where(self._in(allocations.c.payment_id, chunk)).order_by(allocations.c.id)
-            ).mappings()
-            for row in rows:
-                out[row["payment_id"]].append(AllocationRecord.from_row(row))
+        query = _q_allocations_of_payments(self._dialect)
+        for chunk in _chunks(sorted(set(payment_ids))):
+            for row in self.conn.execute(query, {"ids": list(chunk)}).all():
+                record = AllocationRecord(*row)
+                if record.payment_id is not None:
+                    out[record.payment_id].append(record)
         return out
 
     def insert_payments(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -608,6 +565,68 @@ class LedgerRepository:
     def append_audit(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append to the audit log (never updated or deleted: the database refuses)."""
         insert_rows(self.conn, audit_log, rows)
+
+
+# Statements are built once per dialect: building a SQLAlchemy expression costs more than running it.
+
+
+@cache
+def _q_loans(dialect: str, lock: bool) -> Any:
+    query = select(*_columns(loans, LoanRecord)).where(_id_list(loans.c.id, dialect)).order_by(loans.c.id)
+    return query.with_for_update() if lock else query
+
+
+@cache
+def _q_loans_with_versions(dialect: str, lock: bool) -> Any:
+    live = (schedule_versions.c.loan_id == loans.c.id) & (schedule_versions.c.version == loans.c.schedule_version)
+    query = (
+        select(*_columns(loans, LoanRecord), *_columns(schedule_versions, ScheduleVersionRecord))
+        .select_from(loans.outerjoin(schedule_versions, live))
+        .where(_id_list(loans.c.id, dialect))
+        .order_by(loans.c.id)
+    )
+    return query.with_for_update(of=loans) if lock else query
+
+
+@cache
+def _q_live_versions(dialect: str) -> Any:
+    live = (loans.c.id == schedule_versions.c.loan_id) & (loans.c.schedule_version == schedule_versions.c.version)
+    return (
+        select(*_columns(schedule_versions, ScheduleVersionRecord))
+        .join(loans, live)
+        .where(_id_list(loans.c.id, dialect))
+    )
+
+
+@cache
+def _q_installments(dialect: str) -> Any:
+    i = installments
+    return (
+        select(*_columns(i, InstallmentRecord))
+        .where(_id_list(i.c.loan_id, dialect))
+        .order_by(i.c.loan_id, i.c.schedule_version, i.c.number)
+    )
+
+
+@cache
+def _q_dated(dialect: str) -> Any:
+    a = allocations
+    return (
+        select(a.c.loan_id, a.c.schedule_version, a.c.installment_number, a.c.value_date, a.c.component, a.c.amount_fen)
+        .where(_id_list(a.c.loan_id, dialect), a.c.reversed.is_(False), a.c.installment_number.is_not(None))
+        .order_by(a.c.id)
+    )
+
+
+@cache
+def _q_payments_by_keys(dialect: str) -> Any:
+    return select(*_columns(payments, PaymentRecord)).where(_id_list(payments.c.idempotency_key, dialect))
+
+
+@cache
+def _q_allocations_of_payments(dialect: str) -> Any:
+    a = allocations
+    return select(*_columns(a, AllocationRecord)).where(_id_list(a.c.payment_id, dialect)).order_by(a.c.id)
 
 
 def build_position(
