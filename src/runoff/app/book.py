@@ -36,6 +36,9 @@ TRUTH_DIR = "truth"
 
 Progress = Callable[[int, int], None]
 
+BOOK_REGION = "CN"
+"""The synthetic book's customers live in mainland China; the ledger's region is an ISO 3166 code (city tier is not a region)."""
+
 
 def init_workspace(path: Path | str) -> Workspace:
     """``runoff init DIR``: create the workspace folders and runoff.toml (the ledger creates ledger.db)."""
@@ -233,7 +236,7 @@ def load_ledger(
                 installments_df=_ledger_installments(inst),
                 products=products,  # registering again finds the stored version
                 customers_df=customers.select(
-                    pl.col("customer_id").cast(pl.String).alias("id"), pl.col("city_tier").alias("region")
+                    pl.col("customer_id").cast(pl.String).alias("id"), pl.lit(BOOK_REGION).alias("region")
                 ),
                 accounts_df=accounts.select(
                     pl.col("account_id").cast(pl.String).alias("id"),

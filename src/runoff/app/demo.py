@@ -21,9 +21,13 @@ from runoff.app.close_day import close_day
 from runoff.app.context import AppContext, build_context
 from runoff.app.ledger_check import verify_ledger
 from runoff.app.loans import open_loan, quote_extension, quote_restructure, quote_settlement, show_loan
+from runoff.app.notices import letter_pdf, prepare_announcement, render_loan_notice
 from runoff.app.payments import post_payment
+from runoff.app.plans import build_offers, read_offers, read_plan, run_plan
+from runoff.compliance.facts import Channel
 from runoff.config import Settings
 from runoff.errors import ConfigError, InvariantBroken
+from runoff.plan.notices import Language
 from runoff.portfolio.generator import BookConfig
 from runoff.servicing.apr import apr_of_schedule
 from runoff.servicing.product import Method, Product, parse_product
@@ -196,6 +200,66 @@ def generated_book(
     return step
 
 
+EXAMPLE_PLANS = ("phased-three-wave", "abrupt-closure", "breaks-rules")
+
+
+def exit_plans(workspace: Workspace, ctx: AppContext, examples: Path, *, track: Tracker) -> StepResult:
+    """Offers for the phased plan, the three example plans checked, sample notices in both languages."""
+    step = StepResult("The exit plan: offers, compliance review, notices (退出方案：报价、合规审查、告知书)")
+    plans = {name: read_plan(examples / "plans" / f"{name}.yaml") for name in EXAMPLE_PLANS}
+    phased = plans["phased-three-wave"]
+    built = build_offers(phased, workspace, progress=lambda d, t: track("pricing offers", d, t))
+    step.lines.append(
+        f"{phased.id}: {built.run.offers:,} offers priced for the book as of {built.run.as_of} "
+        f"({built.run.skipped:,} accounts without an allowed option) -> {built.folder}"
+    )
+    step.outputs.append(str(built.folder))
+    for name, plan in plans.items():
+        if plan is phased:
+            run = built.run
+        else:
+            label = f"checking {name}"
+            run = run_plan(plan, workspace, progress=lambda d, t: track(label, d, t))  # noqa: B023 - called at once
+        counts = run.check.counts()
+        verdict = "BLOCKED" if run.check.blocked else "passes"
+        step.lines.append(
+            f"plan check {name}: {verdict} ("
+            + ", ".join(f"{n} {severity}" for severity, n in counts.items() if n)
+            + ")"
+        )
+        step.data.setdefault("plans", {})[name] = {"blocked": run.check.blocked, "counts": counts}
+        if name == "breaks-rules":
+            for finding in sorted(run.check.findings, key=lambda f: (not f.blocks, f.rule_id)):
+                step.lines.append(f"  {finding.severity.value:<5} {finding.message}")
+    offers = read_offers(workspace, phased.id).select("loan_id").head(1).collect()
+    out = workspace.root / "reports" / "notices"
+    out.mkdir(parents=True, exist_ok=True)
+    if offers.height:
+        loan_id = str(offers.item(0, 0))
+        for language in (Language.ZH_CN, Language.EN):
+            for channel in (Channel.LETTER, Channel.SMS):
+                prepared = render_loan_notice(
+                    phased, loan_id, uow=ctx.uow(write=False), as_of=built.run.as_of, language=language, channel=channel
+                )
+                path = out / f"{loan_id}.{language.value}.{channel.value}{prepared.rendered.suffix}"
+                path.write_text(prepared.rendered.body, encoding="utf-8")
+                step.outputs.append(str(path))
+                if channel is Channel.LETTER:
+                    try:
+                        pdf = out / f"{loan_id}.{language.value}.letter.pdf"
+                        pdf.write_bytes(letter_pdf(prepared.rendered))
+                        step.outputs.append(str(pdf))
+                    except ConfigError as exc:  # no CJK font on this machine: the HTML letter stands
+                        step.lines.append(f"  (PDF letter skipped: {exc.message})")
+        step.lines.append(f"notices for loan {loan_id} rendered from the ledger in zh-CN and English (letter, SMS)")
+    for language in (Language.ZH_CN, Language.EN):
+        page = prepare_announcement(phased, as_of=phased.timeline.start, language=language)
+        path = out / f"announcement.{language.value}.html"
+        path.write_text(page.rendered.body, encoding="utf-8")
+        step.outputs.append(str(path))
+    return step
+
+
 def run_demo(
     root: Path,
     examples: Path,
@@ -219,5 +283,7 @@ def run_demo(
         report(steps[-1])
     with build_context(settings) as ctx:
         steps.append(generated_book(workspace, ctx, customers=customers, months=months, seed=seed, track=track))
+        report(steps[-1])
+        steps.append(exit_plans(workspace, ctx, examples, track=track))
         report(steps[-1])
     return steps
