@@ -152,3 +152,12 @@ def test_default_ledger_is_the_workspace_sqlite_file(app, tmp_path, monkeypatch)
     assert (tmp_path / "ledger.db").is_file()
     shown = runner.invoke(app, ["loan", "show", "W1", "--workspace", str(tmp_path), "--as-of", "2024-02-01", "--json"])
     assert json.loads(shown.stdout)["loan_id"] == "W1"
+
+
+@pytest.mark.parametrize("command", [("ledger", "migrate"), ("ledger", "verify"), ("loan", "show", "L1")], ids=" ".join)
+def test_unreachable_database_is_one_line_naming_the_setting(app, command):
+    env = {"RUNOFF_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    result = CliRunner(env=env).invoke(app, list(command))
+    assert result.exit_code == 2
+    assert "config.invalid" in result.stderr and "RUNOFF_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.output

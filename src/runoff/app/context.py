@@ -49,6 +49,13 @@ class AppContext:
         self.close()
 
 
+def unreachable(engine: Engine, exc: OperationalError) -> ConfigError:
+    """The one message for a ledger database that cannot be opened (wrong URL, server down, bad path)."""
+    where = engine.url.render_as_string(hide_password=True)
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return ConfigError(f"cannot open the ledger at {where}: {reason}; check `database_url` / RUNOFF_DATABASE_URL")
+
+
 def build_context(settings: Settings, *, clock: Clock | None = None, prepare_schema: bool = True) -> AppContext:
     """Build the application from ``settings``.
 
@@ -61,11 +68,7 @@ def build_context(settings: Settings, *, clock: Clock | None = None, prepare_sch
             ensure_schema(engine)
         except OperationalError as exc:
             engine.dispose()
-            where = engine.url.render_as_string(hide_password=True)
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise ConfigError(
-                f"cannot open the ledger at {where}: {reason}; check `database_url` / RUNOFF_DATABASE_URL"
-            ) from None
+            raise unreachable(engine, exc) from None
         except Exception:
             engine.dispose()
             raise

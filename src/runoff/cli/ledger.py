@@ -14,8 +14,9 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
-from runoff.app.context import AppContext, build_context
+from runoff.app.context import AppContext, build_context, unreachable
 from runoff.app.ledger_check import trial_balance, verify_ledger
 from runoff.app.loans import LoanView, open_loan, show_loan
 from runoff.app.payments import post_payment
@@ -185,7 +186,10 @@ def register(app: typer.Typer) -> None:
     def migrate(workspace: Path | None = WorkspaceOption, as_json: bool = JsonOption) -> None:
         """Create or upgrade the ledger's tables (Alembic migrations shipped with runoff)."""
         with ledger_context(workspace, prepare_schema=False) as ctx:
-            before, after = upgrade_to_head(ctx.engine)
+            try:
+                before, after = upgrade_to_head(ctx.engine)
+            except OperationalError as exc:
+                raise unreachable(ctx.engine, exc) from None
             where = ctx.engine.url.render_as_string(hide_password=True)
         data = {"database": where, "from": before, "to": after, "changed": before != after}
         emit(
