@@ -195,3 +195,18 @@ def test_section_providers_that_are_not_installed_are_skipped(workspace, monkeyp
     monkeypatch.setattr(assess, "SECTION_PROVIDERS", ("runoff.app.not_there:sections", *assess.SECTION_PROVIDERS))
     sections = assess.provided_sections(workspace, as_of=BOOK.month_ends()[-1])
     assert all(s.key in ("score-distribution", "roc", "ks", "calibration", "stress") for s in sections)
+
+
+def test_a_scores_table_feeds_the_profiles_pd(tmp_path, workspace):
+    import shutil
+
+    copy = Workspace.open(Path(shutil.copytree(workspace.root, tmp_path / "scored")))
+    as_of = assess.resolve_as_of(copy, None)
+    for partition in copy.partitions("customers"):
+        customers = copy.read_partition("customers", partition).select("customer_id")
+        scores = customers.with_columns(
+            pl.lit(as_of).alias("as_of"), pl.lit("test-1").alias("model_version"), pl.lit(0.05).alias("pd")
+        )
+        copy.write_frame(f"scores/part-{partition:05d}.parquet", scores)
+    result = assess.assess_book(copy, clusters=3, seed=1, now=NOW)
+    assert result.report.is_file()

@@ -123,7 +123,8 @@ def _scores(workspace: Workspace, partition: int) -> pl.LazyFrame | None:
     """The scores of a partition's customers, if the PD workflow has written a ``scores`` table."""
     if not workspace.has_table("scores"):
         return None
-    return _scan_if_present(workspace, "scores", partition) or workspace.scan("scores")
+    scores = _scan_if_present(workspace, "scores", partition)
+    return scores if scores is not None else workspace.scan("scores")
 
 
 def _prepare(workspace: Workspace, partition: int, as_of: date, dimensions: tuple[str, ...]) -> Any:

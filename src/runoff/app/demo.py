@@ -9,18 +9,20 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from runoff.app.assess import assess_book
 from runoff.app.book import book_info, generate_book, init_workspace, load_ledger
 from runoff.app.close_day import close_day
 from runoff.app.context import AppContext, build_context
 from runoff.app.ledger_check import verify_ledger
 from runoff.app.loans import open_loan, quote_extension, quote_restructure, quote_settlement, show_loan
+from runoff.app.models import score_book, stress_book, train_from_book
 from runoff.app.notices import letter_pdf, prepare_announcement, render_loan_notice
 from runoff.app.payments import post_payment
 from runoff.app.plans import build_offers, read_offers, read_plan, run_plan
@@ -59,6 +61,15 @@ DEMO_SEED = 20261130
 
 def _no_tracking(label: str, done: int, total: int) -> None:
     return None
+
+
+def _bar(track: Tracker, label: str) -> Callable[[int, int], None]:
+    """A (done, total) progress callback for one labelled task."""
+
+    def update(done: int, total: int) -> None:
+        track(label, done, total)
+
+    return update
 
 
 def _yuan(fen: int) -> str:
@@ -161,15 +172,15 @@ def generated_book(
     """A synthetic book generated into the workspace, its open loans loaded into the ledger, a daily close."""
     step = StepResult("The book: generate, load the ledger, daily close (账簿：生成、入账、日终)")
     config = BookConfig(customers=customers, months=months, seed=seed)
-    generated = generate_book(workspace, config, progress=lambda d, t: track("generating the book", d, t))
-    loaded = load_ledger(workspace, ctx, actor=ACTOR, progress=lambda d, t: track("loading the ledger", d, t))
+    generated = generate_book(workspace, config, progress=_bar(track, "generating the book"))
+    loaded = load_ledger(workspace, ctx, actor=ACTOR, progress=_bar(track, "loading the ledger"))
     closed = close_day(
         as_of=loaded.as_of + timedelta(days=1),
         actor=ACTOR,
         uow=ctx.uow(),
         progress=lambda label, d, t: track(f"daily close: {label}", d, t),
     )
-    summary = book_info(workspace, progress=lambda d, t: track("summarising the book", d, t))
+    summary = book_info(workspace, progress=_bar(track, "summarising the book"))
     totals = generated.totals
     step.lines.append(
         f"generated {customers:,} customers over {months} months: {totals.get('loans_rows', 0):,} loans ({_yuan(totals.get('principal_fen', 0))} yuan lent), "
@@ -200,6 +211,46 @@ def generated_book(
     return step
 
 
+STRESS_SCENARIO = "severe-2020.yaml"
+
+
+def assessment(workspace: Workspace, examples: Path, *, now: datetime, track: Tracker) -> StepResult:
+    """PD models trained and validated out of time, the book scored, a stress test, the assessment report."""
+    step = StepResult("Assess the book: PD models, stress, early warning, report (风险评估与预警)")
+    for kind in ("scorecard", "lightgbm"):
+        trained = train_from_book(workspace, now=now, kind=kind, progress=_bar(track, f"training {kind}"))
+        oot = trained.record.metrics.get("out_of_time", {})
+        window = trained.record.data_window
+        step.lines.append(
+            f"{kind:<9} model {trained.record.version}: {trained.record.training_rows:,} training rows; "
+            f"out of time at {window.get('out_of_time_observation', '?')}: AUC {oot.get('auc', float('nan')):.3f}, "
+            f"KS {oot.get('ks', float('nan')):.3f}, Brier {oot.get('brier', float('nan')):.4f}"
+        )
+        step.data.setdefault("models", {})[kind] = {"version": trained.record.version, "out_of_time": oot}
+    scored = score_book(workspace, progress=_bar(track, "scoring customers"))
+    step.lines.append(f"scored {scored.get('scored', 0):,} customers with model {scored.get('model_version', '?')}")
+    stressed = stress_book(workspace, examples / "stress" / STRESS_SCENARIO)
+    base, worst = stressed.get("base", {}), stressed.get("stressed", {})
+    if base and worst:
+        step.lines.append(
+            f"stress {STRESS_SCENARIO}: mean PD {base.get('mean_pd', 0) * 100:.2f}% -> {worst.get('mean_pd', 0) * 100:.2f}%,"
+            f" expected loss {_yuan(int(base.get('expected_loss_fen', 0)))} -> {_yuan(int(worst.get('expected_loss_fen', 0)))} yuan"
+        )
+    result = assess_book(workspace, now=now, progress=_bar(track, "assessing the book"))
+    headline = result.headline
+    step.lines.append(
+        f"assessment as of {result.as_of}: "
+        + ", ".join(f"{k} {v:.2%}" if isinstance(v, float) else f"{k} {v}" for k, v in list(headline.items())[:6])
+    )
+    step.lines.append(
+        f"early warning: {result.warning.raised} alert(s) raised, {len(result.warning.open_alerts)} open; "
+        f"{len(result.flagged_segments)} segment(s) flagged for the internal risk review"
+    )
+    step.outputs.append(str(result.report))
+    step.data["assessment"] = result.as_dict()
+    return step
+
+
 EXAMPLE_PLANS = ("phased-three-wave", "abrupt-closure", "breaks-rules")
 
 
@@ -208,18 +259,14 @@ def exit_plans(workspace: Workspace, ctx: AppContext, examples: Path, *, track: 
     step = StepResult("The exit plan: offers, compliance review, notices (退出方案：报价、合规审查、告知书)")
     plans = {name: read_plan(examples / "plans" / f"{name}.yaml") for name in EXAMPLE_PLANS}
     phased = plans["phased-three-wave"]
-    built = build_offers(phased, workspace, progress=lambda d, t: track("pricing offers", d, t))
+    built = build_offers(phased, workspace, progress=_bar(track, "pricing offers"))
     step.lines.append(
         f"{phased.id}: {built.run.offers:,} offers priced for the book as of {built.run.as_of} "
         f"({built.run.skipped:,} accounts without an allowed option) -> {built.folder}"
     )
     step.outputs.append(str(built.folder))
     for name, plan in plans.items():
-        if plan is phased:
-            run = built.run
-        else:
-            label = f"checking {name}"
-            run = run_plan(plan, workspace, progress=lambda d, t: track(label, d, t))  # noqa: B023 - called at once
+        run = built.run if plan is phased else run_plan(plan, workspace, progress=_bar(track, f"checking {name}"))
         counts = run.check.counts()
         verdict = "BLOCKED" if run.check.blocked else "passes"
         step.lines.append(
@@ -283,6 +330,8 @@ def run_demo(
         report(steps[-1])
     with build_context(settings) as ctx:
         steps.append(generated_book(workspace, ctx, customers=customers, months=months, seed=seed, track=track))
+        report(steps[-1])
+        steps.append(assessment(workspace, examples, now=ctx.clock(), track=track))
         report(steps[-1])
         steps.append(exit_plans(workspace, ctx, examples, track=track))
         report(steps[-1])
