@@ -228,23 +228,27 @@ def assessment(workspace: Workspace, examples: Path, *, now: datetime, track: Tr
         )
         step.data.setdefault("models", {})[kind] = {"version": trained.record.version, "out_of_time": oot}
     scored = score_book(workspace, progress=_bar(track, "scoring customers"))
-    step.lines.append(f"scored {scored.get('scored', 0):,} customers with model {scored.get('model_version', '?')}")
-    stressed = stress_book(workspace, examples / "stress" / STRESS_SCENARIO)
-    base, worst = stressed.get("base", {}), stressed.get("stressed", {})
-    if base and worst:
-        step.lines.append(
-            f"stress {STRESS_SCENARIO}: mean PD {base.get('mean_pd', 0) * 100:.2f}% -> {worst.get('mean_pd', 0) * 100:.2f}%,"
-            f" expected loss {_yuan(int(base.get('expected_loss_fen', 0)))} -> {_yuan(int(worst.get('expected_loss_fen', 0)))} yuan"
-        )
-    result = assess_book(workspace, now=now, progress=_bar(track, "assessing the book"))
-    headline = result.headline
     step.lines.append(
-        f"assessment as of {result.as_of}: "
-        + ", ".join(f"{k} {v:.2%}" if isinstance(v, float) else f"{k} {v}" for k, v in list(headline.items())[:6])
+        f"scored {scored.get('rows', 0):,} customers with model {scored.get('model_version', '?')} as of "
+        f"{scored.get('as_of', '?')}: mean PD {(scored.get('mean_pd') or 0) * 100:.2f}%"
     )
+    stressed = stress_book(workspace, examples / "stress" / STRESS_SCENARIO)
+    t = stressed["totals"]
     step.lines.append(
-        f"early warning: {result.warning.raised} alert(s) raised, {len(result.warning.open_alerts)} open; "
-        f"{len(result.flagged_segments)} segment(s) flagged for the internal risk review"
+        f"stress {stressed['scenario']['name']}: expected loss {t['el_base_yuan']:,.0f} -> {t['el_stressed_yuan']:,.0f}"
+        f" yuan ({t['el_base_rate']:.2%} -> {t['el_stressed_rate']:.2%} of {t['ead_yuan']:,.0f} exposure)"
+    )
+    result = assess_book(workspace, now=now, progress=_bar(track, "assessing the book"))
+    h = result.headline
+    if h:
+        step.lines.append(
+            f"as of {result.as_of}: {h['open_loans']:,} open loans, {_yuan(h['open_balance_fen'])} yuan; overdue by "
+            f"balance M1+ {h['m1plus_balance_rate']:.2%}, M3+ {h['m3plus_balance_rate']:.2%}, "
+            f"M4+ {h['m4plus_balance_rate']:.2%} (M1+ by count {h['m1plus_count_rate']:.2%})"
+        )
+    step.lines.append(
+        f"early warning: {len(result.warning.raised)} alert(s) raised, {len(result.warning.open_alerts)} open; "
+        f"{len(result.flagged_segments)} segment(s) flagged for the internal risk review (内部风险排查)"
     )
     step.outputs.append(str(result.report))
     step.data["assessment"] = result.as_dict()

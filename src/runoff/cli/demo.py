@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "-w", help="Folder to (re)create."),
         examples: Path = typer.Option(Path("examples"), "--examples", help="The examples folder (products, plans)."),
+        customers: int = typer.Option(100_000, "--customers", help="Customers in the generated book.", min=500),
         as_json: bool = JsonOption,
     ) -> None:
         """Run the whole wind-down on a generated book in a fresh workspace (the main job)."""
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             bars.update(tasks[label], completed=done, total=total)
 
         with bars:
-            steps = run_demo(workspace, examples, report=show, track=track)
+            steps = run_demo(workspace, examples, report=show, track=track, customers=customers)
         outputs = [o for s in steps for o in s.outputs]
         summary = {
             "workspace": str(workspace.resolve()),
