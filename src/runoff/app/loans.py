@@ -9,7 +9,7 @@ it can be reversed while no payment or credit has been allocated under the new v
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -586,7 +586,7 @@ def reverse_reschedule(
 
 
 def _with_version(record: LoanRecord, version: int) -> LoanRecord:
-    return replace(record, schedule_version=version)
+    return record._replace(schedule_version=version)
 
 
 # --- quotes --------------------------------------------------------------------------------------------------------

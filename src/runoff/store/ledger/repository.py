@@ -11,11 +11,11 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from sqlalchemy import Connection, RowMapping, String, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -57,7 +57,10 @@ class ProductCache:
 
 @cache
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    named: tuple[str, ...] | None = getattr(
+        cls, "_fields", None
+    )  # records are NamedTuples: cheap to build by the 100,000
+    return named if named is not None else tuple(f.name for f in fields(cls))
 
 
 def _record(cls: Any, row: RowMapping) -> Any:
@@ -85,8 +88,7 @@ def fen_of(amount: Decimal) -> int:
     return fen
 
 
-@dataclass(frozen=True, slots=True)
-class LoanRecord:
+class LoanRecord(NamedTuple):
     """A row of ``loans``."""
 
     id: str
@@ -122,8 +124,7 @@ class LoanRecord:
         return rec
 
 
-@dataclass(frozen=True, slots=True)
-class InstallmentRecord:
+class InstallmentRecord(NamedTuple):
     """A row of ``installments`` (one installment of one schedule version)."""
 
     loan_id: str
@@ -170,8 +171,7 @@ class InstallmentRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleVersionRecord:
+class ScheduleVersionRecord(NamedTuple):
     """A row of ``schedule_versions``."""
 
     loan_id: str
@@ -196,8 +196,7 @@ class ScheduleVersionRecord:
         return rec
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRecord:
+class PaymentRecord(NamedTuple):
     """A row of ``payments``."""
 
     id: int
@@ -220,8 +219,7 @@ class PaymentRecord:
         return rec
 
 
-@dataclass(frozen=True, slots=True)
-class AllocationRecord:
+class AllocationRecord(NamedTuple):
     """A row of ``allocations``."""
 
     payment_id: int | None
@@ -341,7 +339,7 @@ class LedgerRepository:
         query = _q_loans(self._dialect, lock)
         for chunk in _chunks(sorted(set(loan_ids))):
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
-                out[row[0]] = LoanRecord(*row)
+                out[row[0]] = LoanRecord._make(row)
         return out
 
     def loans_with_live_versions(
@@ -354,9 +352,9 @@ class LedgerRepository:
         query = _q_loans_with_versions(self._dialect, lock)
         for chunk in _chunks(sorted(set(loan_ids))):
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
-                records[row[0]] = LoanRecord(*row[:n])
+                records[row[0]] = LoanRecord._make(row[:n])
                 if row[n] is not None:
-                    versions[row[0]] = ScheduleVersionRecord(*row[n:])
+                    versions[row[0]] = ScheduleVersionRecord._make(row[n:])
         return records, versions
 
     def require_loan(self, loan_id: str, *, lock: bool = False) -> LoanRecord:
@@ -408,7 +406,7 @@ class LedgerRepository:
         query = _q_live_versions(self._dialect)
         for chunk in _chunks(sorted(set(loan_ids))):
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
-                out[row[0]] = ScheduleVersionRecord(*row)
+                out[row[0]] = ScheduleVersionRecord._make(row)
         return out
 
     def insert_schedule_version(self, values: Mapping[str, Any]) -> None:
@@ -465,7 +463,7 @@ class LedgerRepository:
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
                 key = (row[0], row[1])
                 if key in wanted:
-                    out[key].append(InstallmentRecord(*row))
+                    out[key].append(InstallmentRecord._make(row))
         return out
 
     def update_installments(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -526,7 +524,7 @@ class LedgerRepository:
         query = _q_payments_by_keys(self._dialect)
         for chunk in _chunks(sorted(set(keys))):
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
-                record = PaymentRecord(*row)
+                record = PaymentRecord._make(row)
                 out[record.idempotency_key] = record
         return out
 
@@ -535,7 +533,7 @@ class LedgerRepository:
         query = _q_allocations_of_payments(self._dialect)
         for chunk in _chunks(sorted(set(payment_ids))):
             for row in self.conn.execute(query, {"ids": list(chunk)}).all():
-                record = AllocationRecord(*row)
+                record = AllocationRecord._make(row)
                 if record.payment_id is not None:
                     out[record.payment_id].append(record)
         return out
