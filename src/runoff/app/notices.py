@@ -7,8 +7,7 @@ a blocking finding refuses the send with the rule id (``ComplianceBlocked``) and
 refusal is written. A sent notice keeps its exact text, the content items it carried, the figures it was built
 from and the findings it passed with; delivery, acknowledgement and failure are recorded on the same row.
 
-The ``notices`` table is defined here on the ledger's metadata and created by the migration
-``0002_notices``; its home is :mod:`runoff.store.ledger.models`, where it moves when that module takes it.
+The ``notices`` table is :data:`runoff.store.ledger.notices.notices`, created by the migration ``0002_notices``.
 """
 
 from __future__ import annotations
@@ -21,20 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    Date,
-    DateTime,
-    Index,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from runoff.compliance.engine import check_notice, require_allowed
@@ -61,44 +47,9 @@ from runoff.plan.notices import (
     notice_content,
     parse_contacts,
 )
-from runoff.store.ledger.models import BigId, JsonDoc, Key, customers, metadata
+from runoff.store.ledger.models import customers
+from runoff.store.ledger.notices import notices
 from runoff.store.ledger.unit_of_work import UnitOfWork
-
-NOTICE_STATUSES = ("sent", "delivered", "acknowledged", "failed")
-
-notices = Table(
-    "notices",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("notice_key", Key(255), nullable=False),
-    Column("plan_id", Key(64), nullable=False),
-    Column("loan_id", Key(64)),
-    Column("customer_id", Key(64)),
-    Column("notice_type", String(32), nullable=False),
-    Column("channel", String(16), nullable=False),
-    Column("language", String(8), nullable=False),
-    Column("template", String(200), nullable=False),
-    Column("as_of", Date, nullable=False),
-    Column("status", String(16), nullable=False, server_default="sent"),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
-    Column("delivered_at", DateTime(timezone=True), nullable=True),
-    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
-    Column("failed_at", DateTime(timezone=True), nullable=True),
-    Column("failure_reason", String(500)),
-    Column("title", String(200), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("content_sha256", String(64), nullable=False),
-    Column("items", JsonDoc, nullable=False),
-    Column("figures", JsonDoc),
-    Column("findings", JsonDoc),
-    Column("actor", String(128), nullable=False),
-    CheckConstraint("status IN ('sent', 'delivered', 'acknowledged', 'failed')", name="status"),
-    UniqueConstraint("notice_key", name="uq_notices_notice_key"),
-    Index("ix_notices_loan_id", "loan_id"),
-    Index("ix_notices_plan_id", "plan_id", "as_of"),
-)
-"""One row per notice sent (the public announcement has no loan): text, items, figures, findings, lifecycle."""
-
 
 # --- inputs -----------------------------------------------------------------------------------------------------
 

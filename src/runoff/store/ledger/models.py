@@ -424,3 +424,5 @@ TABLES_IN_LOAD_ORDER = (
     journal_lines,
     audit_log,
 )
+
+from runoff.store.ledger import notices as _notices  # noqa: E402,F401 - the tables defined beside: a complete metadata

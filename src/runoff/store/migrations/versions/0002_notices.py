@@ -6,7 +6,7 @@ Revises: 0001
 Create Date: 2026-11-30
 
 Written out in full (not imported from the models) so this revision stays what it was; the table's model is
-``runoff.app.notices.notices`` on the ledger's metadata.
+``runoff.store.ledger.notices.notices`` on the ledger's metadata.
 """
 
 from __future__ import annotations
