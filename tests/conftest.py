@@ -62,6 +62,16 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty fresh PostgreSQL schema's URL (skipped without RUNOFF_TEST_POSTGRES_URL)."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    with PostgresSchema(admin) as url:
+        yield url
+
+
+@pytest.fixture
 def fixed_clock() -> object:
     return lambda: FIXED_NOW
 

@@ -97,10 +97,8 @@ def test_sqlite_ledger_is_migrated_on_first_use(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_ledger_must_be_migrated_on_purpose(ledger_url):
-    if not ledger_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    engine = create_ledger_engine(ledger_url)
+def test_postgres_ledger_must_be_migrated_on_purpose(postgres_url):
+    engine = create_ledger_engine(postgres_url)
     with pytest.raises(ConfigError, match="runoff ledger migrate"):
         ensure_schema(engine)
     engine.dispose()
