@@ -24,6 +24,7 @@ from runoff.config import Settings
 from runoff.errors import Conflict
 from runoff.portfolio.generator import BookConfig, generate_partition
 from runoff.portfolio.tape import TapeInvalid, load_mapping, tape_from_book, tape_in_source_columns
+from runoff.store.ledger.database import create_ledger_engine, upgrade_to_head
 from runoff.store.ledger.models import loans as ledger_loans
 from runoff.store.workspace import Workspace
 
@@ -480,8 +481,12 @@ def test_open_loans_go_into_the_ledger_with_the_tapes_balance_and_dpd(
     cn_tape.write_csv(path)
     tape = tape_from_book(book["loans"], book["performance"], as_of=as_of)
     open_loans = tape.filter(pl.col("status").is_in(["current", "overdue"]))
+    settings = Settings(workspace=workspace.root, database_url=ledger_url)
+    engine = create_ledger_engine(settings.ledger_url())
+    upgrade_to_head(engine)  # a PostgreSQL ledger is migrated explicitly (`runoff ledger migrate`)
+    engine.dispose()
 
-    with build_context(Settings(workspace=workspace.root, database_url=ledger_url)) as ctx:
+    with build_context(settings) as ctx:
         outcome = run([path], workspace, loader=ledger_position_loader(ctx))
         with ctx.engine.connect() as conn:
             rows = pl.DataFrame(
