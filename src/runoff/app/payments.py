@@ -38,14 +38,14 @@ from sqlalchemy.exc import DBAPIError
 
 from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, RunoffError
 from runoff.money import from_minor, parse_amount
-from runoff.servicing.allocation import Allocation, AllocationLine, allocate, apply_allocation, apply_credit
+from runoff.servicing.allocation import AllocationLine, allocate, apply_allocation, apply_credit
 from runoff.servicing.delinquency import accrue_penalties, bucket_of, days_past_due
 from runoff.servicing.position import SCHEDULED_COMPONENTS, ZERO, InstallmentPosition, LoanPosition
 from runoff.servicing.product import Component
+from runoff.store.ledger import postings
 from runoff.store.ledger.journal import EntryBuilder, JournalEntry, post_entries
 from runoff.store.ledger.models import (
     AllocationComponent,
-    AllocationSource,
     EntryKind,
     LedgerAccount,
     LoanStatus,
@@ -53,6 +53,7 @@ from runoff.store.ledger.models import (
     journal_entries,
     payments,
 )
+from runoff.store.ledger.postings import allocation_entry
 from runoff.store.ledger.repository import (
     InstallmentRecord,
     LoanRecord,
@@ -68,13 +69,6 @@ DEFAULT_CHUNK = 1000
 RETRIES = 5
 
 COMPONENTS: tuple[Component, ...] = tuple(Component)
-
-_CREDIT_TO = {
-    Component.PRINCIPAL: LedgerAccount.LOANS_RECEIVABLE,
-    Component.INTEREST: LedgerAccount.INTEREST_INCOME,
-    Component.FEE: LedgerAccount.FEE_INCOME,
-    Component.PENALTY: LedgerAccount.PENALTY_RECEIVABLE,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,27 +489,14 @@ def _post_one(
 
     allocation = allocate(pos, req.amount, paid_on=value_date)
     pos = apply_allocation(pos, allocation)
-    payment_entry = EntryBuilder(
-        EntryKind.PAYMENT, value_date, loan_id=loan_id, payment_id=payment_id, schedule_version=version
-    ).debit(LedgerAccount.CASH_CLEARING, fen_of(req.amount))
-    _credit_components(payment_entry, allocation)
-    payment_entry.credit(LedgerAccount.CUSTOMER_CREDIT, fen_of(allocation.credited))
-    entries.append(payment_entry.build())
-    allocation_rows += _allocation_rows(
-        allocation, loan_id=loan_id, version=version, source=AllocationSource.PAYMENT, payment_id=payment_id
-    )
+    entries.append(allocation_entry(allocation, loan_id=loan_id, version=version, payment_id=payment_id))
+    allocation_rows += postings.allocation_rows(allocation, loan_id=loan_id, version=version, payment_id=payment_id)
 
     spent = apply_credit(pos, value_date)
     if spent.amount > 0:
         pos = apply_allocation(pos, spent)
-        credit_entry = EntryBuilder(
-            EntryKind.CREDIT_APPLIED, value_date, loan_id=loan_id, schedule_version=version
-        ).debit(LedgerAccount.CUSTOMER_CREDIT, fen_of(spent.amount))
-        _credit_components(credit_entry, spent)
-        entries.append(credit_entry.build())
-        allocation_rows += _allocation_rows(
-            spent, loan_id=loan_id, version=version, source=AllocationSource.CREDIT, payment_id=None
-        )
+        entries.append(allocation_entry(spent, loan_id=loan_id, version=version, payment_id=None))
+        allocation_rows += postings.allocation_rows(spent, loan_id=loan_id, version=version, payment_id=None)
 
     left = remaining(pos)
     waived_total = left if pos.credit_balance == 0 and ZERO < left < pos.product.residual_tolerance else ZERO
@@ -623,47 +604,6 @@ def _post_one(
         outstanding_principal=pos.outstanding_principal,
         backdated=backdated,
     )
-
-
-def _credit_components(entry: EntryBuilder, allocation: Allocation) -> None:
-    for component in (Component.PRINCIPAL, Component.INTEREST, Component.FEE, Component.PENALTY):
-        entry.credit(_CREDIT_TO[component], fen_of(allocation.total_of(component)))
-
-
-def _allocation_rows(
-    allocation: Allocation,
-    *,
-    loan_id: str,
-    version: int,
-    source: AllocationSource,
-    payment_id: int | None,
-) -> list[dict[str, Any]]:
-    base = {
-        "source": source.value,
-        "payment_id": payment_id,
-        "loan_id": loan_id,
-        "schedule_version": version,
-        "value_date": allocation.paid_on,
-    }
-    rows = [
-        {
-            **base,
-            "installment_number": line.number,
-            "component": line.component.value,
-            "amount_fen": fen_of(line.amount),
-        }
-        for line in allocation.lines
-    ]
-    if allocation.credited > 0:
-        rows.append(
-            {
-                **base,
-                "installment_number": None,
-                "component": AllocationComponent.CREDIT.value,
-                "amount_fen": fen_of(allocation.credited),
-            }
-        )
-    return rows
 
 
 def _sweep(position: LoanPosition) -> tuple[LoanPosition, dict[tuple[int, Component], int]]:

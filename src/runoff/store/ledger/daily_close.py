@@ -85,10 +85,9 @@ from runoff.store.ledger.models import (
     products,
     schedule_versions,
 )
+from runoff.store.ledger.postings import allocation_entry, allocation_rows
 from runoff.store.ledger.repository import LedgerRepository
 from runoff.store.ledger.repost import (
-    allocation_entry,
-    allocation_rows,
     installment_columns,
     loan_position_columns,
     penalty_entry,
