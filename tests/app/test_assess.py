@@ -3,20 +3,25 @@ true chain recovered through the executor, early warning with alerts, and clear 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+import threading
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from sqlalchemy import select
 
 from runoff.app import assess
 from runoff.app.book import generate_book
-from runoff.errors import NotFound, RunoffError
+from runoff.errors import Conflict, InvalidInput, NotFound, RunoffError
 from runoff.portfolio.generator import BookConfig
 from runoff.reports.assessment import ReportSection
+from runoff.risk.alerts import change_alert_status, empty_alerts, record_alerts
 from runoff.risk.delinquency import delinquency_partition, merge_delinquency, overdue_rates, prepare_book
-from runoff.risk.warning import ThresholdRule, WarningRules
+from runoff.risk.warning import Alert, ThresholdRule, WarningRules
+from runoff.store.ledger.models import audit_log
 from runoff.store.workspace import Workspace
 
 BOOK = BookConfig(customers=6000, months=14, seed=21, blocks_per_partition=1)  # two partitions
@@ -166,6 +171,145 @@ def test_warn_builds_a_watchlist_by_grade(workspace):
 def test_a_rule_file_that_does_not_exist_is_named(tmp_path):
     with pytest.raises(NotFound, match=r"nope\.yaml does not exist"):
         assess.read_rules(tmp_path / "nope.yaml")
+
+
+# --- alerts in the ledger ------------------------------------------------------------------------------------------
+
+FEB, MAR = date(2025, 2, 28), date(2025, 3, 31)
+ALERT_ID = "m1plus-high@2025-02"
+
+
+def fired(as_of: date, value: float = 0.09) -> Alert:
+    return Alert(rule_id="m1plus-high", kind="threshold", indicator="m1plus_balance_rate", segment="all",
+                 severity="high", as_of=as_of, observed_on=as_of, value=value, threshold=0.08, direction="above",
+                 message=f"M1+ {value:.1%} above 8 %")  # fmt: skip
+
+
+@pytest.fixture
+def alerts(ledger, tmp_path) -> assess.AlertStore:
+    """Alerts in the test ledger (SQLite or PostgreSQL) of an empty workspace."""
+    return assess.AlertStore(Workspace.init(tmp_path / "alerts"), context=ledger)
+
+
+def audit_trail(ledger, alert_id: str = ALERT_ID) -> list[tuple[str, str, datetime]]:
+    """(action, actor, at in UTC) of an alert's audit rows, in order."""
+    with ledger.uow(write=False) as uow:
+        rows = uow.connection.execute(
+            select(audit_log.c.action, audit_log.c.actor, audit_log.c.at)
+            .where(audit_log.c.object_type == "alert", audit_log.c.object_id == alert_id)
+            .order_by(audit_log.c.id)
+        ).all()
+    return [(a, who, at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)) for a, who, at in rows]
+
+
+def test_an_alert_goes_open_acknowledged_resolved_with_who_and_when_in_the_ledger(ledger, alerts):
+    _, raised, _ = alerts.record([fired(FEB)], at=NOW, actor="runoff warn")
+    assert raised == [ALERT_ID]
+    assert alerts.with_status("open").get_column("status").to_list() == ["open"]
+    acked_at, resolved_at = NOW + timedelta(hours=1), NOW + timedelta(hours=5)
+    ack = alerts.change(ALERT_ID, "acknowledged", by="li.wei", at=acked_at, note="collections are on it")
+    assert alerts.with_status("acknowledged").get_column("alert_id").to_list() == [ALERT_ID]
+    done = alerts.change(ALERT_ID, "resolved", by="wang.fang", at=resolved_at, note="rate back under 8 %")
+    row = alerts.all().row(0, named=True)
+    assert done == row
+    assert (ack["status"], ack["note"]) == ("acknowledged", "collections are on it")
+    assert (row["status"], row["raised_by"], row["raised_at"]) == ("resolved", "runoff warn", NOW)
+    assert (row["acknowledged_by"], row["acknowledged_at"]) == ("li.wei", acked_at)
+    assert (row["resolved_by"], row["resolved_at"], row["note"]) == ("wang.fang", resolved_at, "rate back under 8 %")
+    assert alerts.open().height == 0
+    assert audit_trail(ledger) == [
+        ("alert.raised", "runoff warn", NOW),
+        ("alert.acknowledged", "li.wei", acked_at),
+        ("alert.resolved", "wang.fang", resolved_at),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ("resolved", "acknowledged", "is resolved; it can move to nothing (it is final), not acknowledged"),
+        ("resolved", "resolved", "is resolved; it can move to nothing (it is final), not resolved"),
+        ("acknowledged", "acknowledged", "is acknowledged; it can move to resolved, not acknowledged"),
+        ("acknowledged", "open", "is acknowledged; it can move to resolved, not open"),
+    ],
+    ids=["resolved-to-acknowledged", "resolved-twice", "acknowledged-twice", "acknowledged-back-to-open"],
+)
+def test_a_move_the_lifecycle_does_not_allow_is_refused_and_changes_nothing(ledger, alerts, first, then, message):
+    alerts.record([fired(FEB)], at=NOW, actor="runoff warn")
+    alerts.change(ALERT_ID, first, by="li.wei", at=NOW)
+    before, trail = alerts.all(), audit_trail(ledger)
+    with pytest.raises(Conflict, match=re.escape(f"alert {ALERT_ID} {message}")):
+        alerts.change(ALERT_ID, then, by="wang.fang", at=NOW + timedelta(days=1))
+    assert alerts.all().equals(before)
+    assert audit_trail(ledger) == trail
+
+
+def test_unknown_alerts_and_anonymous_actors_are_refused(alerts):
+    alerts.record([fired(FEB)], at=NOW, actor="runoff warn")
+    with pytest.raises(NotFound, match="'nope' is not an alert"):
+        alerts.change("nope", "acknowledged", by="li.wei", at=NOW)
+    with pytest.raises(InvalidInput, match="`by`: expected the name of who acts"):
+        alerts.change(ALERT_ID, "acknowledged", by=" ", at=NOW)
+    assert alerts.all().get_column("status").to_list() == ["open"]
+
+
+def test_a_rule_that_keeps_firing_refreshes_its_alert_and_once_resolved_raises_a_new_one(ledger, alerts):
+    alerts.record([fired(FEB)], at=NOW, actor="runoff warn")
+    later = NOW + timedelta(days=31)
+    _, raised, updated = alerts.record([fired(MAR, 0.1)], at=later, actor="runoff warn")
+    assert (raised, updated) == ([], [ALERT_ID])
+    row = alerts.all().row(0, named=True)
+    assert (row["first_seen_on"], row["last_seen_on"], row["value"]) == (FEB, MAR, 0.1)
+    alerts.record([fired(MAR, 0.1)], at=later, actor="runoff warn")  # the same run again: nothing new to audit
+    assert [a for a, _, _ in audit_trail(ledger)] == ["alert.raised", "alert.refreshed"]
+    alerts.change(ALERT_ID, "resolved", by="li.wei", at=later)
+    _, raised, _ = alerts.record([fired(FEB)], at=later, actor="runoff warn")
+    assert raised == [f"{ALERT_ID}#2"]
+    assert alerts.open().get_column("alert_id").to_list() == [f"{ALERT_ID}#2"]
+
+
+def test_concurrent_runs_raise_the_same_alert_once(alerts):
+    barrier = threading.Barrier(4)
+    raised: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            raised.append(alerts.record([fired(FEB)], at=NOW, actor="runoff warn")[1])
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(raised) == [[], [], [], [ALERT_ID]]
+    assert alerts.all().height == 1
+
+
+def test_alerts_the_workspace_kept_in_parquet_move_into_the_ledger_once(ledger, tmp_path):
+    ws = Workspace.init(tmp_path / "before-the-ledger")
+    table, _, _ = record_alerts(empty_alerts(), [fired(FEB)], at=NOW, actor="runoff warn")
+    table = change_alert_status(table, ALERT_ID, "acknowledged", by="li.wei", at=NOW + timedelta(hours=1))
+    ws.write_frame(assess.LEGACY_ALERTS_FILE, table)
+    store = assess.AlertStore(ws, context=ledger)
+    assert store.all().equals(table)
+    assert not (ws.data_dir / assess.LEGACY_ALERTS_FILE).exists()
+    assert (ws.data_dir / f"{assess.LEGACY_ALERTS_FILE}.imported").is_file()
+    assert store.all().equals(table)
+    assert [a for a, _, _ in audit_trail(ledger)] == ["alert.imported"]
+
+
+def test_warn_records_its_alerts_in_the_ledger_it_is_given(workspace, ledger):
+    rules = WarningRules(rules=(ThresholdRule(id="any-arrears", indicator="m1plus_balance_rate", threshold=0.0),))
+    store = assess.AlertStore(workspace, context=ledger)
+    result = assess.warn(workspace, as_of=date(2024, 10, 31), rules=rules, now=NOW, alerts=store)
+    assert result.raised == ["any-arrears@2024-10"]
+    assert result.open_alerts.get_column("alert_id").to_list() == ["any-arrears@2024-10"]
+    assert [a for a, _, _ in audit_trail(ledger, "any-arrears@2024-10")] == ["alert.raised"]
 
 
 # --- bad books -------------------------------------------------------------------------------------------------------

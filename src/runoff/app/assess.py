@@ -7,15 +7,15 @@ needs what the first learned (clusters, roll-forward matrices) — the profiles 
 per-partition functions are module-level so Dask workers can import them.
 
 Outputs go to ``data/risk/*.parquet`` (tables a notebook or the web app reads back), the report to
-``reports/assessment.html``, alerts to ``data/risk/alerts.parquet`` with their lifecycle
-(:class:`AlertStore`; the ledger gets an alerts table once its migrations settle).
+``reports/assessment.html``, alerts to the ledger's ``alerts`` table with their lifecycle, every change in its
+audit log (:class:`AlertStore`).
 """
 
 from __future__ import annotations
 
-import fcntl
+import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import import_module
@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy import Connection
 
 from runoff.app import clock
+from runoff.app.context import AppContext, build_context
+from runoff.config import Settings
 from runoff.errors import InvalidInput, NotFound
 from runoff.reports.assessment import AssessmentData, ReportSection, ReportTable, assessment_report, indicator_figure
-from runoff.risk.alerts import AlertStatus, change_alert_status, empty_alerts, record_alerts
+from runoff.risk.alerts import ALERT_SCHEMA, AlertStatus, change_alert_status, empty_alerts, record_alerts
 from runoff.risk.delinquency import (
     DEFAULT_DIMENSIONS,
     SEGMENTS,
@@ -77,6 +80,7 @@ from runoff.risk.warning import (
 )
 from runoff.risk.watchlist import RollForward, merge_watchlists, roll_forward_model, watchlist_partition
 from runoff.store.executors import run_partitions
+from runoff.store.ledger.alerts import insert_alerts, lock_alerts, read_alerts, read_live_alerts, update_alerts
 from runoff.store.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -420,34 +424,48 @@ def _follow_up(
 
 # --- alerts ------------------------------------------------------------------------------------------------------
 
-ALERTS_FILE = f"{RISK_DIR}/alerts.parquet"
+LEGACY_ALERTS_FILE = f"{RISK_DIR}/alerts.parquet"
+"""Where a workspace kept its alerts before the ledger had them (moved into the ledger on first use)."""
 ALERT_STATUSES = tuple(s.value for s in AlertStatus)
+_REFRESHED = ("last_seen_on", "observed_on", "value", "message")
 
 
 class AlertStore:
-    """The workspace's alerts (``data/risk/alerts.parquet``) and their lifecycle, one writer at a time.
+    """The early-warning alerts in the ledger (table ``alerts``) and their lifecycle (预警处置).
 
-    Every change rewrites the file atomically under an exclusive lock on ``data/risk/.alerts.lock``, so
-    two ``runoff warn`` runs or an acknowledgement racing a run never lose each other's rows.
+    Reads return Polars frames with :data:`~runoff.risk.alerts.ALERT_SCHEMA`. Each change is one ledger transaction
+    under the alerts' writer lock, with its rows in the audit log (``alert.raised``, ``alert.refreshed``,
+    ``alert.acknowledged``, ``alert.resolved``). The ledger is the workspace's (``ledger.db`` unless
+    RUNOFF_DATABASE_URL names another), or that of ``context`` when one is given. Alerts a workspace kept in
+    ``data/risk/alerts.parquet`` before are moved into the ledger on first use.
     """
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, context: AppContext | None = None) -> None:
         self.workspace = workspace
-        self.path = workspace.data_dir / ALERTS_FILE
+        self.context = context
+        self.legacy_path = workspace.data_dir / LEGACY_ALERTS_FILE
+
+    @contextmanager
+    def _ledger(self) -> Iterator[AppContext]:
+        if self.context is not None:
+            self._adopt_legacy_file(self.context)
+            yield self.context
+            return
+        with build_context(Settings(workspace=self.workspace.root)) as ctx:
+            self._adopt_legacy_file(ctx)
+            yield ctx
+
+    def _read(self, read: Callable[[Connection], list[dict[str, Any]]]) -> pl.DataFrame:
+        with self._ledger() as ctx, ctx.uow(write=False) as uow:
+            return _alert_frame(read(uow.connection))
 
     def all(self) -> pl.DataFrame:
-        return pl.read_parquet(self.path) if self.path.is_file() else empty_alerts()
+        """Every alert, oldest first."""
+        return self._read(read_alerts)
 
     def open(self) -> pl.DataFrame:
         """Alerts not resolved yet (open or acknowledged), most severe first."""
-        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-        return (
-            self.all()
-            .filter(pl.col("status") != AlertStatus.RESOLVED.value)
-            .with_columns(pl.col("severity").replace_strict(rank, default=9, return_dtype=pl.Int32).alias("_r"))
-            .sort("_r", "first_seen_on", "alert_id")
-            .drop("_r")
-        )
+        return self._read(read_live_alerts)
 
     def with_status(self, status: str = "open") -> pl.DataFrame:
         """Alerts with ``status`` (``open`` also lists acknowledged ones; ``all`` lists every one)."""
@@ -457,41 +475,119 @@ class AlertStore:
                 field="status",
             )
         if status == "all":
-            return self.all().sort("first_seen_on", "alert_id")
+            return self.all()
         if status == "open":
             return self.open()
-        return self.all().filter(pl.col("status") == status).sort("first_seen_on", "alert_id")
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the workspace's alert lock (an exclusive ``flock``) for one read-modify-write."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.parent / ".alerts.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _save(self, table: pl.DataFrame) -> None:
-        self.workspace.write_frame(ALERTS_FILE, table)
+        return self._read(lambda conn: read_alerts(conn, statuses=[status]))
 
     def record(self, alerts: Sequence[Alert], *, at: datetime, actor: str) -> tuple[pl.DataFrame, list[str], list[str]]:
-        """Raise new alerts and refresh the open ones the same rules fire again."""
-        with self._locked():
-            table, raised, updated = record_alerts(self.all(), alerts, at=at, actor=actor)
-            if raised or updated:
-                self._save(table)
-            return table, raised, updated
+        """Raise new alerts and refresh the live ones the same rules fire again, in one transaction.
+
+        Returns the fired rules' alerts as they now are, the ids raised and the ids still firing."""
+        if not alerts:
+            return empty_alerts(), [], []
+        with self._ledger() as ctx, ctx.uow() as uow:
+            conn = uow.connection
+            lock_alerts(conn)
+            before = _alert_frame(read_alerts(conn, rule_ids={a.rule_id for a in alerts}))
+            table, raised, updated = record_alerts(before, alerts, at=at, actor=actor)
+            after = {r["alert_id"]: r for r in table.to_dicts()}
+            was = {r["alert_id"]: r for r in before.to_dicts()}
+            refreshed = [i for i in dict.fromkeys(updated) if any(after[i][c] != was[i][c] for c in _REFRESHED)]
+            insert_alerts(conn, [{**after[i], "updated_at": at} for i in raised])
+            update_alerts(
+                conn, [{"alert_id": i, **{c: after[i][c] for c in _REFRESHED}, "updated_at": at} for i in refreshed]
+            )
+            uow.ledger.append_audit(
+                [_alert_audit(at, actor, "alert.raised", after[i]) for i in raised]
+                + [_alert_audit(at, actor, "alert.refreshed", after[i]) for i in refreshed]
+            )
+            uow.commit()
+        return table, raised, updated
 
     def change(
         self, alert_id: str, to: AlertStatus | str, *, by: str, at: datetime, note: str | None = None
     ) -> dict[str, Any]:
-        """Acknowledge or resolve one alert, recording who and when; returns the alert as it now is."""
-        with self._locked():
-            table = change_alert_status(self.all(), alert_id, to, by=by, at=at, note=note)
-            self._save(table)
-            return table.filter(pl.col("alert_id") == alert_id).row(0, named=True)
+        """Acknowledge or resolve one alert, recording who and when; returns the alert as it now is.
+
+        A move the lifecycle does not allow (resolved → acknowledged, ...) is a :class:`~runoff.errors.Conflict`."""
+        with self._ledger() as ctx, ctx.uow() as uow:
+            conn = uow.connection
+            lock_alerts(conn)
+            current = _alert_frame(read_alerts(conn, alert_ids=[alert_id], lock=True))
+            row = change_alert_status(current, alert_id, to, by=by, at=at, note=note).row(0, named=True)
+            status = AlertStatus(row["status"])
+            who, when = (
+                ("acknowledged_by", "acknowledged_at")
+                if status is AlertStatus.ACKNOWLEDGED
+                else ("resolved_by", "resolved_at")
+            )
+            values = {"alert_id": alert_id, "status": status.value, who: by, when: at, "note": row["note"]}
+            update_alerts(conn, [{**values, "updated_at": at}])
+            details = {"from": current.row(0, named=True)["status"], "to": status.value, "note": note}
+            uow.ledger.append_audit([_alert_audit(at, by, f"alert.{status.value}", row, details)])
+            uow.commit()
+        return row
+
+    def _adopt_legacy_file(self, ctx: AppContext) -> None:
+        """Move the alerts of ``data/risk/alerts.parquet`` into the ledger (those it lacks), then rename the file
+        ``alerts.parquet.imported`` so it is read once."""
+        try:
+            legacy = pl.read_parquet(self.legacy_path) if self.legacy_path.is_file() else None
+        except FileNotFoundError:  # another process moved it in meanwhile
+            legacy = None
+        if legacy is None:
+            return
+        legacy = pl.concat(
+            [empty_alerts(), legacy.select([c for c in ALERT_SCHEMA if c in legacy.columns])], how="diagonal"
+        )
+        with ctx.uow() as uow:
+            conn = uow.connection
+            lock_alerts(conn)
+            ids = legacy.get_column("alert_id").to_list()
+            known = {r["alert_id"] for r in read_alerts(conn, alert_ids=ids)}
+            rows = [r for r in legacy.to_dicts() if r["alert_id"] not in known]
+            for r in rows:
+                r["updated_at"] = max(r[c] for c in ("raised_at", "acknowledged_at", "resolved_at") if r[c] is not None)
+            insert_alerts(conn, rows)
+            moved = {"from": str(self.legacy_path)}
+            uow.ledger.append_audit([_alert_audit(ctx.clock(), "runoff", "alert.imported", r, moved) for r in rows])
+            uow.commit()
+        with suppress(FileNotFoundError):
+            self.legacy_path.rename(self.legacy_path.with_name(f"{self.legacy_path.name}.imported"))
+
+
+def _alert_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame([{c: r[c] for c in ALERT_SCHEMA} for r in rows], schema=ALERT_SCHEMA)
+
+
+def _alert_audit(
+    at: datetime, actor: str, action: str, alert: dict[str, Any], details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An audit-log row for one alert; details default to what the alert says now (JSON-safe)."""
+    if details is None:
+        details = {
+            "rule_id": alert["rule_id"],
+            "segment": alert["segment"],
+            "severity": alert["severity"],
+            "indicator": alert["indicator"],
+            "value": _finite(alert["value"]),
+            "threshold": _finite(alert["threshold"]),
+            "last_seen_on": alert["last_seen_on"].isoformat(),
+        }
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": "alert",
+        "object_id": alert["alert_id"][:128],
+        "details": {"alert_id": alert["alert_id"], **details},
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 # --- early warning ---------------------------------------------------------------------------------------------
@@ -572,6 +668,7 @@ def _warning(
     rolls: pl.DataFrame,
     now: datetime,
     actor: str,
+    store: AlertStore,
 ) -> tuple[pl.DataFrame, list[RuleOutcome], list[str], list[str], RollForward]:
     indicators = build_indicators(
         rates=rates,
@@ -582,7 +679,7 @@ def _warning(
         feature_psi=analytics.feature_drift(),
     )
     alerts, outcomes = evaluate_rules(indicators, rules, as_of=analytics.as_of)
-    _, raised, updated = AlertStore(workspace).record(alerts, at=now, actor=actor)
+    _, raised, updated = store.record(alerts, at=now, actor=actor)
     model = roll_forward_model(
         _needed(analytics.transition_counts, "transitions"),
         dimension=_watch_dimension(rules, analytics.dimensions, rates),
@@ -601,16 +698,19 @@ def warn(
     progress: Progress | None = None,
     now: datetime | None = None,
     actor: str = "runoff warn",
+    alerts: AlertStore | None = None,
 ) -> WarningResult:
-    """``runoff warn``: indicators up to ``as_of``, the rules evaluated, alerts recorded, the watchlist built."""
+    """``runoff warn``: indicators up to ``as_of``, the rules evaluated, alerts recorded (in the workspace's ledger
+    unless ``alerts`` is given), the watchlist built."""
     rules = rules or default_warning_rules()
+    store = alerts or AlertStore(workspace)
     dims = tuple(d for d in SEGMENTS if d in rules.segments())
     analytics = book_analytics(
         workspace, as_of=as_of, dimensions=dims, scheduler=scheduler, progress=progress, drift_months=DRIFT_MONTHS
     )
     rates, rolls = analytics.overdue_rates(), analytics.roll_rates()
     indicators, outcomes, raised, updated, model = _warning(
-        workspace, analytics, rules, rates=rates, rolls=rolls, now=now or clock.now(), actor=actor
+        workspace, analytics, rules, rates=rates, rolls=rolls, now=now or clock.now(), actor=actor, store=store
     )
     follow = _follow_up(
         workspace, analytics, clusters=None, profiles=False, roll_forward=model, rules=rules, scheduler=scheduler,
@@ -618,9 +718,7 @@ def warn(
     )  # fmt: skip
     watch = follow.get("watchlist", {})
     _write(workspace, {"indicators": indicators, **_watch_frames(watch), "roll_forward": model.table})
-    return WarningResult(
-        analytics.as_of, indicators, outcomes, raised, updated, AlertStore(workspace).open(), watch, model
-    )
+    return WarningResult(analytics.as_of, indicators, outcomes, raised, updated, store.open(), watch, model)
 
 
 def _watch_frames(watch: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
@@ -730,9 +828,12 @@ def assess_book(
     progress: Progress | None = None,
     now: datetime | None = None,
     actor: str = "runoff assess",
+    alerts: AlertStore | None = None,
 ) -> AssessmentResult:
-    """``runoff assess``: the whole assessment — analytics, profiles, early warning — written out with the report."""
+    """``runoff assess``: the whole assessment — analytics, profiles, early warning — written out with the report
+    (alerts in the workspace's ledger unless ``alerts`` is given)."""
     rules = rules or default_warning_rules()
+    store = alerts or AlertStore(workspace)
     now = now or clock.now()
     dims = tuple(dict.fromkeys([*DEFAULT_DIMENSIONS, *(d for d in SEGMENTS if d in rules.segments())]))
     analytics = book_analytics(
@@ -747,7 +848,7 @@ def assess_book(
     if sample is not None and sample.height >= 2:
         fitted = fit_behaviour_clusters(sample, n_clusters=clusters, seed=seed)
     indicators, outcomes, raised, updated, model = _warning(
-        workspace, analytics, rules, rates=rates, rolls=rolls, now=now, actor=actor
+        workspace, analytics, rules, rates=rates, rolls=rolls, now=now, actor=actor, store=store
     )
     follow = _follow_up(
         workspace, analytics, clusters=fitted, profiles=True, roll_forward=model, rules=rules, scheduler=scheduler,
@@ -755,9 +856,7 @@ def assess_book(
     )  # fmt: skip
     profiles = profile_table(follow["profiles"]) if "profiles" in follow else None
     watch = follow.get("watchlist", {})
-    warning = WarningResult(
-        analytics.as_of, indicators, outcomes, raised, updated, AlertStore(workspace).open(), watch, model
-    )
+    warning = WarningResult(analytics.as_of, indicators, outcomes, raised, updated, store.open(), watch, model)
     frames: dict[str, pl.DataFrame] = {
         "delinquency": rates,
         "vintages": curves,

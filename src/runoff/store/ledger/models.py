@@ -425,4 +425,4 @@ TABLES_IN_LOAD_ORDER = (
     audit_log,
 )
 
-from runoff.store.ledger import notices as _notices  # noqa: E402,F401 - the tables defined beside: a complete metadata
+from runoff.store.ledger import alerts as _alerts, notices as _notices  # noqa: E402,F401,I001 - complete the metadata
