@@ -67,6 +67,9 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # a larger page cache keeps the installments and journal indexes in memory during bulk loads and closes
+        cursor.execute("PRAGMA cache_size=-131072")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     @event.listens_for(engine, "begin")
