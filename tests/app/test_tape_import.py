@@ -117,9 +117,9 @@ def _kinds(as_of: date):
     return {
         "amount-text": (lambda r: True, lambda r: {**r, "本金": r["本金"] + "x"}, "principal_fen", "type.unparseable"),
         "month-13": (lambda r: True, lambda r: {**r, "放款日期": "2024/13/01"}, "originated_on", "type.unparseable"),
-        "id-not-a-number": (
+        "id-too-long": (
             lambda r: True,
-            lambda r: {**r, "借据号": "DK" + r["借据号"]},
+            lambda r: {**r, "借据号": "DK" + "0" * 70 + r["借据号"]},
             "loan_id",
             "type.unparseable",
         ),

@@ -12,6 +12,7 @@ from runoff.portfolio.tape import (
     book_loans,
     check_tape,
     convert_tape,
+    identify,
     ledger_opening,
     parse_mapping,
     quarantine_rows,
@@ -64,8 +65,13 @@ def tape(*rows: dict[str, str]) -> pl.DataFrame:
 
 def check(raw: pl.DataFrame, *, mapping=None, loaded=None, customers=None):
     m = parse_mapping(mapping or CN_MAPPING)
-    rules = tape_rules(m, as_of=AS_OF, loaded_loan_ids=loaded, known_customer_ids=customers)
+    rules = tape_rules(m, as_of=AS_OF, loaded_loan_refs=loaded, known_customer_refs=customers)
     return check_tape(convert_tape(raw, m), rules)
+
+
+def identified(result) -> pl.DataFrame:
+    """Accepted rows with book ids, as a first import into an empty book gives them."""
+    return identify(result.accepted, id_maps={}, floors={}).rows
 
 
 # --- mapping --------------------------------------------------------------------------------------------------
@@ -74,7 +80,7 @@ def check(raw: pl.DataFrame, *, mapping=None, loaded=None, customers=None):
 def test_chinese_mapping_reads_a_chinese_tape_into_typed_fields():
     converted = convert_tape(tape({}), parse_mapping(CN_MAPPING))
     row = converted.row(0, named=True)
-    assert (row["loan_id"], row["customer_id"]) == (1001, 1)
+    assert (row["loan_id"], row["customer_id"]) == ("1001", "1")  # references, as text
     assert row["originated_on"] == date(2024, 1, 31)
     assert row["maturity_on"] == date(2025, 1, 31)
     assert row["principal_fen"] == 120_000
@@ -259,7 +265,7 @@ def test_excel_style_typed_cells_are_read_like_text():
     assert row["originated_on"] == date(2024, 1, 31)
     assert row["principal_fen"] == 123_456
     assert row["term_months"] == 12
-    assert row["loan_id"] == 1001
+    assert row["loan_id"] == "1001"  # not "1001.0"
     assert row["maturity_on"] == date(2025, 1, 31)
 
 
@@ -268,7 +274,7 @@ def test_excel_style_typed_cells_are_read_like_text():
 BAD_ROWS = [
     ({"本金": "12,3x"}, "principal_fen", Reason.UNPARSEABLE),
     ({"放款日期": "2024/13/01"}, "originated_on", Reason.UNPARSEABLE),
-    ({"借据号": "DK-1"}, "loan_id", Reason.UNPARSEABLE),
+    ({"借据号": "DK" + "0" * 63}, "loan_id", Reason.UNPARSEABLE),
     ({"还款方式": "气球贷"}, "method", Reason.UNPARSEABLE),
     ({"贷款状态": "可疑"}, "status", Reason.UNPARSEABLE),
     ({"借据号": ""}, "loan_id", Reason.MISSING),
@@ -306,7 +312,7 @@ BAD_ROWS = [
     ids=[
         "amount-text",
         "month-13",
-        "id-not-a-number",
+        "id-too-long",
         "unknown-method",
         "unknown-status",
         "no-loan-id",
@@ -425,7 +431,7 @@ def test_read_always_equals_loaded_plus_quarantined_whatever_the_cells(rows):
 
 def test_accepted_rows_become_loans_rows_in_the_books_schema():
     result = check(tape({"借据号": "5", "放款日期": "2024/01/31"}, {"借据号": "6", "剩余本金": "0", "贷款状态": ""}))
-    loans = book_loans(result.accepted)
+    loans = book_loans(identified(result))
     assert LOANS.violations(loans) == []
     first, second = loans.rows(named=True)
     assert first["account_id"] == first["customer_id"] == 1
@@ -439,7 +445,7 @@ def test_accepted_rows_become_loans_rows_in_the_books_schema():
 def test_positions_take_dpd_from_the_oldest_unpaid_due_date_when_the_tape_gives_none():
     mapping = {**CN_MAPPING, "columns": {k: v for k, v in CN_MAPPING["columns"].items() if k != "dpd"}}
     result = check(tape({"贷款状态": "逾期", "最早未还款日": "2024/05/31"}).drop("逾期天数"), mapping=mapping)
-    positions = tape_positions(result.accepted, as_of=AS_OF)
+    positions = tape_positions(identified(result), as_of=AS_OF)
     assert positions.select("dpd", "status", "principal_balance_fen").rows() == [(30, "active", 60_050)]
 
 
@@ -448,7 +454,8 @@ def test_positions_take_dpd_from_the_oldest_unpaid_due_date_when_the_tape_gives_
 
 def _opening(patches):
     result = check(tape(*patches))
-    return ledger_opening(book_loans(result.accepted), tape_positions(result.accepted, as_of=AS_OF))
+    rows = identified(result)
+    return ledger_opening(book_loans(rows), tape_positions(rows, as_of=AS_OF))
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,25 @@ Every row read ends up in exactly one place, and the outcome says so: ``read = l
 * **Strict** (``strict=True``) is all or nothing: one rejected row and no loan is loaded; the quarantine
   report is still written so the lender can fix the tape, and the good rows are counted as held back.
 
+Ids (surrogate keys, 代理键): the book keys loans, customers and accounts by Int64, a lender by its own
+references (借据号 ``DK20240131000123``, 客户号 ``C-88812``). A whole-number reference is the id itself (integer
+tapes load as they always did); any other gets the next id above the largest the book and the map use, in
+file then row order, recorded in the id map ``data/imports/id_map/<kind>/<import id>.parquet`` (``ref``,
+``id``, ``import_id``; kinds loan, customer, account). The same reference maps to the same id in every later
+file and run, so checks (duplicates, the customer register) are made on references. The ledger holds the
+book id (as text); the reference is kept beside it in ``data/tape_positions`` (``loan_ref``, ``customer_ref``,
+``account_ref``) and named in the quarantine report (``loan_ref``). From a reference to the ledger id:
+``runoff lookup DK20240131000123 [--kind loan|customer|account]`` (:func:`lookup_ref`), or in Polars
+``pl.read_parquet("data/tape_positions/*.parquet").filter(pl.col("loan_ref") == "DK20240131000123")``.
+
 Idempotent: a file is known by the SHA-256 of its bytes; a file the manifest
 (``data/imports/manifest.json``) records as loaded is skipped, and a loan id already in the book is
 quarantined as a duplicate, so importing the same tape twice never doubles the book. (A file whose
 loans were since removed, e.g. by ``runoff generate``, counts as not imported.)
 
 Crash-safe: everything is written under ``data/imports/staging/<import>/`` first; a ``plan.json`` written
-last in staging marks the import ready; commit renames each staged file into ``data/`` (atomic on
+last in staging marks the import ready; commit renames each staged file (partitions and id-map entries,
+which are new files, never rewrites of old ones) into ``data/`` (atomic on
 one file system), loads the ledger, and writes the manifest last. An error during commit moves the
 files back, so the workspace is as it was; a hard crash leaves a staging folder that the next import
 (or :func:`recover_imports`) rolls back (no plan yet) or forward (plan written).
@@ -50,28 +62,38 @@ from runoff.errors import Conflict
 from runoff.portfolio.generator import TARGET_LOANS_PER_PARTITION
 from runoff.portfolio.schemas import TABLES
 from runoff.portfolio.tape import (
+    ID_MAP_SCHEMA,
+    REF_DTYPE,
+    REF_FIELDS,
     ROW,
+    Identified,
     TapeCheck,
     TapeInvalid,
     TapeMapping,
     book_loans,
+    canonical_ref,
     check_tape,
     convert_tape,
+    identify,
     ledger_opening,
     quarantine_rows,
     read_ids,
+    refs_of_ids,
     tape_positions,
     tape_rules,
+    whole_number_id,
 )
 from runoff.store.ledger import models as ledger_models
 from runoff.store.ledger.bulk import load_book
 from runoff.store.workspace import Workspace
 
 IMPORTS_DIR = "imports"  # under data/
+ID_MAP_DIR = "id_map"  # under data/imports/: <kind>/<import id>.parquet
 MANIFEST = "manifest.json"
 PLAN = "plan.json"
 LOANS_TABLE = "loans"
 CUSTOMERS_TABLE = "customers"
+ACCOUNTS_TABLE = "accounts"
 POSITIONS_TABLE = "tape_positions"
 QUARANTINE_TABLE = "quarantine"
 
@@ -80,13 +102,14 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "file": pl.String(),
     "file_sha256": pl.String(),
     ROW: pl.Int64(),
+    "loan_ref": REF_DTYPE,
     "column": pl.String(),
     "reason": pl.String(),
     "message": pl.String(),
     "reasons": pl.List(pl.String()),
     "raw": pl.String(),
 }
-"""The quarantine table: one row per rejected tape row, with the first reason and all of them."""
+"""The quarantine table: one row per rejected tape row, its 借据号 as read (``loan_ref``), the first reason and all."""
 
 TAPE_SUFFIXES = {
     ".csv": "csv",
@@ -256,18 +279,129 @@ def read_manifest(workspace: Workspace) -> dict[str, Any]:
     return data
 
 
-def _loaded_files(workspace: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """sha256 → the manifest's record of that file, for files whose loans are in the book now."""
-    out: dict[str, dict[str, Any]] = {}
+def _live_imports(workspace: Workspace, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's loaded imports whose loans are in the book now."""
+    out = []
     for entry in manifest["imports"]:
         if entry.get("status") != "loaded":
             continue
         loans_parts = [p for p in entry["parts"] if p.startswith(f"data/{LOANS_TABLE}/")]
         if not all((workspace.root / part).is_file() for part in loans_parts):
             continue  # its partitions were removed since (a regenerated book): the file is not in the book
+        out.append(entry)
+    return out
+
+
+def _loaded_files(workspace: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """sha256 → the manifest's record of that file, for files whose loans are in the book now."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in _live_imports(workspace, manifest):
         for f in entry["files"]:
             out[f["sha256"]] = {**f, "import_id": entry["import_id"]}
     return out
+
+
+# --- the id map (surrogate keys) -------------------------------------------------------------------------------
+
+
+def _id_map_path(workspace: Workspace, kind: str, import_id: str) -> Path:
+    return _imports_dir(workspace) / ID_MAP_DIR / kind / f"{import_id}.parquet"
+
+
+def read_id_maps(workspace: Workspace) -> dict[str, pl.DataFrame]:
+    """Each kind's id map (``ref``, ``id``, ``import_id``): the entries of the imports whose loans are in the book.
+
+    The map is append-only, one file per import and kind, published with the import's loans; entries
+    of an import whose loans were since removed (a regenerated book) no longer count.
+    """
+    live = [e["import_id"] for e in _live_imports(workspace, read_manifest(workspace))]
+    maps: dict[str, pl.DataFrame] = {}
+    for kind in REF_FIELDS:
+        paths = [p for i in live if (p := _id_map_path(workspace, kind, i)).is_file()]
+        schema = {**ID_MAP_SCHEMA, "import_id": pl.String()}
+        maps[kind] = pl.concat([pl.read_parquet(p) for p in paths]) if paths else pl.DataFrame(schema=schema)
+    return maps
+
+
+def _max_id(workspace: Workspace, columns: Sequence[tuple[str, str]]) -> int:
+    """The largest id the book's tables use in ``columns`` ((table, column) pairs); 0 for an empty book."""
+    top = 0
+    for table, column in columns:
+        if workspace.has_table(table):
+            value = workspace.scan(table).select(pl.col(column).max()).collect().item()
+            top = max(top, int(value) if value is not None else 0)
+    return top
+
+
+def _id_floors(workspace: Workspace) -> dict[str, int]:
+    """Per kind, the largest id already in the book: surrogate ids are assigned above it."""
+    return {
+        "loan": _max_id(workspace, [(LOANS_TABLE, "loan_id")]),
+        "customer": _max_id(
+            workspace, [(CUSTOMERS_TABLE, "customer_id"), (ACCOUNTS_TABLE, "customer_id"), (LOANS_TABLE, "customer_id")]
+        ),
+        "account": _max_id(workspace, [(ACCOUNTS_TABLE, "account_id"), (LOANS_TABLE, "account_id")]),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RefLookup:
+    """Where a lender's reference is in the book: its id (the ledger's id, as text there) and how it was given."""
+
+    kind: str
+    ref: str
+    id: int | None  # None: the reference was never loaded and is not a whole number
+    source: str  # "id map" (a surrogate id), "whole number" (the reference is the id) or "unknown"
+    import_id: str | None  # the import that assigned the surrogate id
+    in_book: bool  # the book's table holds that id
+
+    @property
+    def ledger_id(self) -> str | None:
+        """The ledger keys rows by text: the book id written out (``runoff ledger ...`` takes it)."""
+        return str(self.id) if self.id is not None else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "ref": self.ref,
+            "id": self.id,
+            "ledger_id": self.ledger_id,
+            "source": self.source,
+            "import_id": self.import_id,
+            "in_book": self.in_book,
+        }
+
+
+def lookup_ref(workspace: Workspace, ref: str, *, kind: str = "loan") -> RefLookup:
+    """The book id of a lender's reference (``runoff lookup DK20240131000123``), from the workspace's id map.
+
+    A whole-number reference that the map does not hold is its own id. The same as the Polars query
+    ``pl.read_parquet("data/imports/id_map/loan/*.parquet").filter(pl.col("ref") == REF)``, restricted
+    to imports whose loans are still in the book; ``data/tape_positions`` holds ``loan_ref`` beside
+    each ``loan_id`` too.
+    """
+    if kind not in REF_FIELDS:
+        raise TapeInvalid(f"`kind`: {kind!r} is not a kind of reference; expected one of {', '.join(REF_FIELDS)}")
+    if not ref.strip():
+        raise TapeInvalid("`ref`: empty; expected a reference such as DK20240131000123 or 1001", field="ref")
+    canonical: str = pl.select(canonical_ref(pl.lit(ref.strip()))).item()
+    id_map = read_id_maps(workspace)[kind].filter(pl.col("ref") == canonical)
+    found: int | None = None
+    import_id: str | None = None
+    source = "unknown"
+    if id_map.height:
+        found, source, import_id = int(id_map.get_column("id")[0]), "id map", id_map.get_column("import_id")[0]
+    elif (number := pl.select(whole_number_id(pl.lit(canonical))).item()) is not None:
+        found, source = int(number), "whole number"
+    table, column = {"loan": (LOANS_TABLE, "loan_id"), "customer": (LOANS_TABLE, "customer_id")}.get(
+        kind, (LOANS_TABLE, "account_id")
+    )
+    in_book = (
+        found is not None
+        and workspace.has_table(table)
+        and workspace.scan(table).filter(pl.col(column) == found).select(pl.len()).collect().item() > 0
+    )
+    return RefLookup(kind=kind, ref=canonical, id=found, source=source, import_id=import_id, in_book=in_book)
 
 
 @contextlib.contextmanager
@@ -322,6 +456,7 @@ class ImportOutcome:
     ledger: str  # loaded | off (no ledger given) | skipped (nothing to load)
     quarantine_files: tuple[str, ...]
     partitions: tuple[int, ...]  # partitions of loans and tape_positions this import added
+    ids_assigned: dict[str, int] = field(default_factory=dict)  # new surrogate ids per kind (loan, customer, account)
 
     @property
     def read(self) -> int:
@@ -363,6 +498,7 @@ class ImportOutcome:
             "ledger": self.ledger,
             "quarantine_files": list(self.quarantine_files),
             "partitions": list(self.partitions),
+            "ids_assigned": dict(self.ids_assigned),
             "reasons": self.reasons(),
             "files": [asdict(f) for f in self.files],
         }
@@ -599,8 +735,10 @@ def stage_import(
     outcome it will have.
     """
     already = _loaded_files(workspace, read_manifest(workspace))
-    loaded_ids = _table_column(workspace, LOANS_TABLE, "loan_id")
-    register = _customer_register(workspace, customers, mapping)
+    id_maps = read_id_maps(workspace)
+    in_book = _table_column(workspace, LOANS_TABLE, "loan_id")
+    loaded_refs = refs_of_ids(in_book, id_maps["loan"]) if in_book is not None else None
+    register = _customer_register(workspace, customers, mapping, id_maps["customer"])
 
     checked: list[CheckedTape] = []
     skipped: list[FileOutcome] = []
@@ -632,8 +770,8 @@ def stage_import(
                 "or map a 数据日期 column to `as_of`",
                 field="as_of",
             )
-        ids_so_far = _concat_ids(loaded_ids, [c.check.accepted.get_column("loan_id") for c in checked])
-        rules = tape_rules(mapping, as_of=as_of, loaded_loan_ids=ids_so_far, known_customer_ids=register)
+        refs_so_far = _concat_ids(loaded_refs, [c.check.accepted.get_column("loan_id") for c in checked])
+        rules = tape_rules(mapping, as_of=as_of, loaded_loan_refs=refs_so_far, known_customer_refs=register)
         checked.append(CheckedTape(path, sha, raw, check_tape(converted, rules)))
 
     if not checked:
@@ -663,7 +801,21 @@ def stage_import(
         )
         for c in checked
     ]
-    plan = _stage(workspace, import_id, checked, outcomes, hold=hold, as_of=as_of, imported_at=imported_at)
+    identified = None
+    if not hold and any(c.check.loaded for c in checked):
+        # Ids in file order, then row order: the same files in the same order get the same ids.
+        accepted = pl.concat([c.check.accepted for c in checked if c.check.loaded])
+        identified = identify(accepted, id_maps=id_maps, floors=_id_floors(workspace))
+    plan = _stage(
+        workspace,
+        import_id,
+        checked,
+        outcomes,
+        hold=hold,
+        identified=identified,
+        as_of=as_of,
+        imported_at=imported_at,
+    )
     outcome = ImportOutcome(
         import_id=import_id,
         as_of=as_of,
@@ -673,6 +825,7 @@ def stage_import(
         ledger="skipped",
         quarantine_files=tuple(t for _, t in plan.moves if t.startswith(f"data/{QUARANTINE_TABLE}/")),
         partitions=tuple(plan.entry["partitions"]),
+        ids_assigned=dict(plan.entry["ids_assigned"]),
     )
     return plan, outcome
 
@@ -682,12 +835,14 @@ def _concat_ids(loaded: pl.Series | None, accepted: list[pl.Series]) -> pl.Serie
     return pl.concat(parts) if parts else None
 
 
-def _customer_register(workspace: Workspace, customers: Sequence[Path], mapping: TapeMapping) -> pl.Series | None:
-    """Customer ids loans must refer to: the workspace's customers table and any customer tapes given."""
+def _customer_register(
+    workspace: Workspace, customers: Sequence[Path], mapping: TapeMapping, id_map: pl.DataFrame
+) -> pl.Series | None:
+    """Customer references loans must refer to: the workspace's customers table and any customer tapes given."""
     parts: list[pl.Series] = []
     in_book = _table_column(workspace, CUSTOMERS_TABLE, "customer_id")
     if in_book is not None:
-        parts.append(in_book)
+        parts.append(refs_of_ids(in_book, id_map))
     for path in customers:
         raw = read_tape(path, mapping)
         source = mapping.source_of("customer_id", raw.columns)
@@ -719,10 +874,15 @@ def _stage(
     outcomes: Sequence[FileOutcome],
     *,
     hold: bool,
+    identified: Identified | None,
     as_of: date | None,
     imported_at: datetime,
 ) -> ImportPlan:
-    """Write the import's partitions under staging and the plan that publishes them."""
+    """Write the import's partitions and id-map entries under staging, and the plan that publishes them.
+
+    ``identified`` holds the rows to load with their book ids, or None when nothing is loaded (``--strict``
+    held the import back, or every row was quarantined).
+    """
     root = workspace.root
     stage = _staging_root(workspace) / import_id
     shutil.rmtree(stage, ignore_errors=True)
@@ -733,23 +893,28 @@ def _stage(
     quarantine_partition = prior["quarantine_partition"] if prior is not None else first
     partitions: list[int] = []
 
-    def put(table: str, partition: int, frame: pl.DataFrame) -> None:
-        rel = workspace.partition_path(table, partition).relative_to(root).as_posix()
+    def put(target: Path, frame: pl.DataFrame) -> None:
+        rel = target.relative_to(root).as_posix()
         staged = stage / rel
         staged.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(staged, compression="zstd", statistics=True)
         moves.append((staged.relative_to(root).as_posix(), rel))
 
-    loaded = not hold and any(c.check.loaded for c in checked)
-    if loaded:
-        accepted = pl.concat([c.check.accepted for c in checked if c.check.loaded])
-        for offset, chunk in enumerate(_customer_chunks(accepted, TARGET_LOANS_PER_PARTITION)):
+    ids_assigned = dict.fromkeys(REF_FIELDS, 0)
+    if identified is not None:
+        for offset, chunk in enumerate(_customer_chunks(identified.rows, TARGET_LOANS_PER_PARTITION)):
             partitions.append(first + offset)
-            put(LOANS_TABLE, first + offset, book_loans(chunk))
-            put(POSITIONS_TABLE, first + offset, tape_positions(chunk, as_of=as_of))
+            put(workspace.partition_path(LOANS_TABLE, first + offset), book_loans(chunk))
+            put(workspace.partition_path(POSITIONS_TABLE, first + offset), tape_positions(chunk, as_of=as_of))
+        for kind, entries in identified.new_entries.items():
+            ids_assigned[kind] = entries.height
+            if entries.height:
+                put(
+                    _id_map_path(workspace, kind, import_id), entries.with_columns(pl.lit(import_id).alias("import_id"))
+                )
     quarantine = [_quarantine(c, import_id) for c in checked if c.check.quarantined]
     if quarantine:
-        put(QUARANTINE_TABLE, quarantine_partition, pl.concat(quarantine))
+        put(workspace.partition_path(QUARANTINE_TABLE, quarantine_partition), pl.concat(quarantine))
     entry = {
         "import_id": import_id,
         "imported_at": imported_at.isoformat(),
@@ -758,9 +923,12 @@ def _stage(
         "files": [{k: v for k, v in asdict(o).items() if k != "already_imported"} for o in outcomes],
         "quarantine_partition": quarantine_partition,
         "partitions": partitions,
+        "ids_assigned": ids_assigned,
         "parts": [t for _, t in moves],
     }
-    plan = ImportPlan(workspace=workspace, import_id=import_id, moves=moves, entry=entry, ledger_needed=loaded)
+    plan = ImportPlan(
+        workspace=workspace, import_id=import_id, moves=moves, entry=entry, ledger_needed=identified is not None
+    )
     plan.write()
     return plan
 

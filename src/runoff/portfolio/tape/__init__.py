@@ -5,7 +5,9 @@ A loan tape is one row per loan (借据) as the lender exports it: Chinese heade
 A :class:`TapeMapping` (YAML, :mod:`.mapping`) says which source column feeds which tape field
 (:mod:`.fields`) and how to read it; :func:`convert_tape` (:mod:`.convert`) turns the raw columns into typed
 ones, and :func:`check_tape` (:mod:`.rules`) runs every rule as a vectorized Polars expression, so a million
-rows are checked in one pass with no Python loop over rows. :mod:`.book` turns accepted rows into the
+rows are checked in one pass with no Python loop over rows. Ids are the lender's references (借据号 ``DK20240131000123``) until :func:`identify` (:mod:`.ids`)
+gives accepted rows the book's Int64 ids (surrogate keys, 代理键), keeping each reference beside its id.
+:mod:`.book` turns accepted rows into the
 book's ``loans`` rows and positions, and a book back into a tape (round trips, example tapes).
 
 Each rejected row is reported once, with the FIRST rule it breaks (rules run in the order
@@ -29,11 +31,14 @@ from runoff.portfolio.tape.book import (
     tape_positions,
     tape_products,
 )
-from runoff.portfolio.tape.convert import BAD, SRC, convert_tape, read_ids
+from runoff.portfolio.tape.convert import BAD, SRC, canonical_ref, convert_tape, read_ids
 from runoff.portfolio.tape.fields import (
     DTYPES,
     FIELDS_BY_NAME,
     ID_DTYPE,
+    MAX_REF_LENGTH,
+    REF_DTYPE,
+    REF_FIELDS,
     ROW,
     STATUS_ALIASES,
     TAPE_FIELDS,
@@ -42,6 +47,16 @@ from runoff.portfolio.tape.fields import (
     TapeInvalid,
     TapeStatus,
     parse_status,
+)
+from runoff.portfolio.tape.ids import (
+    ID_MAP_SCHEMA,
+    REF_COLUMNS,
+    Identified,
+    assign_ids,
+    empty_id_map,
+    identify,
+    refs_of_ids,
+    whole_number_id,
 )
 from runoff.portfolio.tape.mapping import (
     DEFAULT_DATE_FORMATS,
@@ -68,8 +83,13 @@ __all__ = [
     "DTYPES",
     "FIELDS_BY_NAME",
     "ID_DTYPE",
+    "ID_MAP_SCHEMA",
+    "MAX_REF_LENGTH",
     "METHOD_NAMES_ZH",
     "POSITION_SCHEMA",
+    "REF_COLUMNS",
+    "REF_DTYPE",
+    "REF_FIELDS",
     "REJECTION_SCHEMA",
     "ROW",
     "SRC",
@@ -79,6 +99,7 @@ __all__ = [
     "AmountUnit",
     "ColumnMap",
     "FieldKind",
+    "Identified",
     "LedgerOpening",
     "RateScale",
     "Reason",
@@ -88,18 +109,24 @@ __all__ = [
     "TapeMapping",
     "TapeRule",
     "TapeStatus",
+    "assign_ids",
     "book_loans",
+    "canonical_ref",
     "check_tape",
     "convert_tape",
+    "empty_id_map",
+    "identify",
     "ledger_opening",
     "load_mapping",
     "parse_mapping",
     "parse_status",
     "quarantine_rows",
     "read_ids",
+    "refs_of_ids",
     "tape_from_book",
     "tape_in_source_columns",
     "tape_positions",
     "tape_products",
     "tape_rules",
+    "whole_number_id",
 ]

@@ -11,7 +11,7 @@ import polars as pl
 
 from runoff.portfolio.schemas import LOANS
 from runoff.portfolio.tape.convert import RATE_DECIMALS
-from runoff.portfolio.tape.fields import DTYPES, ID_DTYPE, TAPE_FIELDS, FieldKind, TapeStatus, row_date
+from runoff.portfolio.tape.fields import DTYPES, ID_DTYPE, REF_DTYPE, TAPE_FIELDS, FieldKind, TapeStatus, row_date
 from runoff.portfolio.tape.mapping import AmountUnit, RateScale, TapeMapping
 from runoff.servicing.product import Method, Product
 from runoff.servicing.vectorized import METHOD_CODES, build_schedules, due_dates, rate_units
@@ -23,7 +23,8 @@ def _months_after(day: pl.Expr, months: pl.Expr) -> pl.Expr:
 
 
 def book_loans(accepted: pl.DataFrame) -> pl.DataFrame:
-    """The ``loans`` table rows (``runoff.portfolio.schemas.LOANS``) of accepted tape rows.
+    """The ``loans`` table rows (``runoff.portfolio.schemas.LOANS``) of accepted tape rows given their
+    book ids (:func:`runoff.portfolio.tape.ids.identify`).
 
     What a tape leaves out is derived the way the book defines it: the account is the customer's
     one credit line (account id = customer id), the product is named after the method
@@ -66,6 +67,9 @@ def _book_status() -> pl.Expr:
 
 POSITION_SCHEMA: dict[str, pl.DataType] = {
     "loan_id": ID_DTYPE,
+    "loan_ref": REF_DTYPE,
+    "customer_ref": REF_DTYPE,
+    "account_ref": REF_DTYPE,
     "as_of": pl.Date(),
     "status": pl.String(),
     "principal_balance_fen": pl.Int64(),
@@ -75,16 +79,20 @@ POSITION_SCHEMA: dict[str, pl.DataType] = {
 
 
 def tape_positions(accepted: pl.DataFrame, *, as_of: date | None) -> pl.DataFrame:
-    """Each accepted loan's position on the tape's date: status, principal balance, DPD, oldest unpaid due date.
+    """Each accepted loan's position on the tape's date: status, principal balance, DPD, oldest unpaid due date,
+    with the lender's references (借据号, 客户号, 额度账户号) beside the book's loan id.
 
-    A tape that gives no balance leaves it null (the ledger then keeps the schedule's); no DPD means 0
+    ``accepted`` carries the book's ids and the references (:func:`runoff.portfolio.tape.ids.identify`). A tape that gives no balance leaves it null (the ledger then keeps the schedule's); no DPD means 0
     unless an oldest unpaid due date says otherwise (DPD counts from it, 逾期天数).
     """
     c = pl.col
     tape_date = row_date(as_of)
     derived_dpd = pl.max_horizontal((tape_date - c("oldest_unpaid_due_on")).dt.total_days(), pl.lit(0))
     return accepted.select(
-        c("loan_id"),
+        c("loan_id").cast(ID_DTYPE),
+        c("loan_ref"),
+        c("customer_ref"),
+        c("account_ref"),
         tape_date.alias("as_of"),
         _book_status().alias("status"),
         c("principal_balance_fen"),
@@ -138,7 +146,8 @@ def tape_from_book(loans: pl.DataFrame, performance: pl.DataFrame, *, as_of: dat
             pl.lit(as_of, dtype=pl.Date).alias("as_of"),
         )
     )
-    return tape.select([c(f.name).cast(DTYPES[f.kind]) for f in TAPE_FIELDS])
+    # The book's own ids stay Int64: whole-number references, which import back as the same ids.
+    return tape.select([c(f.name).cast(ID_DTYPE if f.kind is FieldKind.ID else DTYPES[f.kind]) for f in TAPE_FIELDS])
 
 
 def _yuan_text(fen: pl.Expr) -> pl.Expr:

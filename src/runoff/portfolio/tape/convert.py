@@ -14,7 +14,16 @@ from typing import Any
 
 import polars as pl
 
-from runoff.portfolio.tape.fields import DTYPES, ID_DTYPE, ROW, TAPE_FIELDS, FieldKind, TapeField, parse_status
+from runoff.portfolio.tape.fields import (
+    DTYPES,
+    MAX_REF_LENGTH,
+    REF_DTYPE,
+    ROW,
+    TAPE_FIELDS,
+    FieldKind,
+    TapeField,
+    parse_status,
+)
 from runoff.portfolio.tape.mapping import ISO_DATE, AmountUnit, RateScale, TapeMapping
 from runoff.servicing.product import parse_method
 
@@ -92,16 +101,22 @@ def _integer(raw: pl.Expr, dtype: pl.DataType, *, full: bool) -> pl.Expr:
     )
 
 
+WHOLE_NUMBER_REF = r"^[0-9]{1,18}$"
+"""A reference that is the book's id itself: a whole number that fits Int64 with room to spare."""
+
+
+def canonical_ref(text: pl.Expr) -> pl.Expr:
+    """A reference in its one written form: a whole number without leading zeros (``00123`` → ``123``),
+    anything else as given (trimmed). So ``00123`` and ``123`` are one loan, as when ids were numbers."""
+    return pl.when(text.str.contains(WHOLE_NUMBER_REF)).then(text.cast(pl.Int64).cast(pl.String)).otherwise(text)
+
+
 def _identifier(raw: pl.Expr, dtype: pl.DataType, *, full: bool) -> pl.Expr:
-    """An id as the book keys it: text, or a whole number 0 or more while ids are Int64."""
-    if not ID_DTYPE.is_integer():
-        text = _as_text(raw, dtype)
-        return pl.when(text.str.len_bytes() > 0).then(text)
-    if dtype.is_integer():
-        return pl.when(raw >= 0).then(raw.cast(pl.Int64))
-    text = _as_text(raw, dtype) if full or dtype != pl.String else raw
-    number = text.cast(pl.Int64, strict=False)
-    return pl.when(number >= 0).then(number)
+    """A lender's reference (借据号, 客户号) as text: whole numbers (typed or written, Excel floats without
+    ``.0``) canonical, anything else trimmed; blank is empty, over :data:`MAX_REF_LENGTH` characters unreadable."""
+    del full  # one parser: trimming text is as fast as any shortcut
+    text = _as_text(raw, dtype)
+    return pl.when(text.str.len_chars().is_between(1, MAX_REF_LENGTH)).then(canonical_ref(text))
 
 
 def _rate(raw: pl.Expr, dtype: pl.DataType, scale: RateScale, *, full: bool) -> pl.Expr:
@@ -216,5 +231,7 @@ def convert_tape(raw: pl.DataFrame, mapping: TapeMapping, *, file: str = "tape")
 
 
 def read_ids(values: pl.Series) -> pl.Series:
-    """Identifiers as the book keys them (e.g. a customer tape's 客户号); unreadable ones become null."""
-    return pl.select(_identifier(pl.lit(values), values.dtype, full=True).cast(ID_DTYPE)).to_series().alias(values.name)
+    """References as the importer reads them (e.g. a customer tape's 客户号); unreadable ones become null."""
+    return (
+        pl.select(_identifier(pl.lit(values), values.dtype, full=True).cast(REF_DTYPE)).to_series().alias(values.name)
+    )

@@ -25,7 +25,7 @@ class TapeInvalid(InvalidInput):
 class FieldKind(StrEnum):
     """How a tape field is read from its source column."""
 
-    ID = "id"  # an identifier, typed like the book's key columns (``runoff.portfolio.schemas``)
+    ID = "id"  # the lender's reference (借据号, 客户号) as text; the importer assigns the book's Int64 id
     TEXT = "text"
     DATE = "date"
     AMOUNT = "amount"  # money, stored as integer fen (分)
@@ -122,10 +122,21 @@ Amounts end in ``_fen`` (integer fen) whatever unit the source writes them in.""
 FIELDS_BY_NAME: dict[str, TapeField] = {f.name: f for f in TAPE_FIELDS}
 
 ID_DTYPE: pl.DataType = LOANS.column("loan_id").dtype
-"""Identifiers are read as the book stores them (``loans.loan_id``): whole numbers while it keys by Int64."""
+"""The book's key type (``loans.loan_id``): Int64, which the analytics rely on (e.g. ``numpy.bincount``)."""
+
+REF_DTYPE: pl.DataType = pl.String()
+"""A lender's reference (借据号 ``DK20240131000123``, 客户号 ``C-88812``) is text. A reference that is a
+whole number (up to 18 digits, leading zeros dropped: ``00123`` is ``123``) is the book's id itself;
+any other gets a surrogate id from the workspace's id map (``runoff.app.tape_import``)."""
+
+MAX_REF_LENGTH = 64
+"""Longest reference read: longer cells are not an id but a misplaced column (a name, an address)."""
+
+REF_FIELDS: dict[str, str] = {"loan": "loan_id", "customer": "customer_id", "account": "account_id"}
+"""Each kind of reference and the tape field that carries it."""
 
 DTYPES: dict[FieldKind, pl.DataType] = {
-    FieldKind.ID: ID_DTYPE,
+    FieldKind.ID: REF_DTYPE,
     FieldKind.TEXT: pl.String(),
     FieldKind.DATE: pl.Date(),
     FieldKind.AMOUNT: pl.Int64(),

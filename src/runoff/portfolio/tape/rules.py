@@ -10,7 +10,17 @@ from enum import StrEnum
 import polars as pl
 
 from runoff.portfolio.tape.convert import BAD, SRC
-from runoff.portfolio.tape.fields import FIELDS_BY_NAME, ROW, TAPE_FIELDS, FieldKind, TapeField, TapeStatus, row_date
+from runoff.portfolio.tape.fields import (
+    FIELDS_BY_NAME,
+    MAX_REF_LENGTH,
+    REF_DTYPE,
+    ROW,
+    TAPE_FIELDS,
+    FieldKind,
+    TapeField,
+    TapeStatus,
+    row_date,
+)
 from runoff.portfolio.tape.mapping import AmountUnit, TapeMapping
 from runoff.servicing.product import Method
 
@@ -64,7 +74,7 @@ def _given(name: str) -> pl.Expr:
 
 def _expected_type(fld: TapeField, mapping: TapeMapping) -> str:
     if fld.kind is FieldKind.ID:
-        return "an id (the book keys loans, customers and accounts by whole numbers)"
+        return f"a reference of 1 to {MAX_REF_LENGTH} characters"
     if fld.kind is FieldKind.DATE:
         return "a date in " + " or ".join(mapping.date_formats_of(fld.name))
     if fld.kind is FieldKind.AMOUNT:
@@ -87,14 +97,16 @@ def tape_rules(
     mapping: TapeMapping,
     *,
     as_of: date | None,
-    loaded_loan_ids: pl.Series | None = None,
-    known_customer_ids: pl.Series | None = None,
+    loaded_loan_refs: pl.Series | None = None,
+    known_customer_refs: pl.Series | None = None,
 ) -> list[TapeRule]:
     """Every check, in reporting order, as vectorized expressions over :func:`convert_tape`'s output.
 
-    ``as_of`` is the tape's date, unless a row carries its own ``as_of`` (without a tape date, every row must). ``loaded_loan_ids`` are loans
-    already in the book (a row repeating one is a duplicate); ``known_customer_ids``, when given, is the
-    customer register every row's ``customer_id`` must be in.
+    ``as_of`` is the tape's date, unless a row carries its own ``as_of`` (without a tape date, every row
+    must). Ids are checked on the lender's references (借据号, 客户号), before any book id is assigned:
+    ``loaded_loan_refs`` are the references of loans already in the book (a row repeating one is a
+    duplicate); ``known_customer_refs``, when given, is the customer register every row's customer
+    reference must be in. Whole numbers may be given as numbers.
     """
     c = pl.col
     tape_date = row_date(as_of)
@@ -268,32 +280,37 @@ def tape_rules(
             Reason.DUPLICATE_IN_FILE,
             "loan_id",
             c("loan_id").is_not_null() & ~c("loan_id").is_first_distinct(),
-            _say(f"{_label('loan_id')}: {{}} appears earlier in this file; the first row is kept", c("loan_id")),
+            _say(f"{_label('loan_id')}: '{{}}' appears earlier in this file; the first row is kept", c("loan_id")),
         ),
     ]
-    if loaded_loan_ids is not None:
+    if loaded_loan_refs is not None:
         rules.append(
             TapeRule(
                 Reason.DUPLICATE_LOADED,
                 "loan_id",
-                c("loan_id").is_in(loaded_loan_ids.implode()),
-                _say(f"{_label('loan_id')}: {{}} is already in the book", c("loan_id")),
+                c("loan_id").is_in(_refs(loaded_loan_refs).implode()),
+                _say(f"{_label('loan_id')}: '{{}}' is already in the book", c("loan_id")),
             )
         )
-    if known_customer_ids is not None:
+    if known_customer_refs is not None:
         rules.append(
             TapeRule(
                 Reason.UNKNOWN_CUSTOMER,
                 "customer_id",
-                c("customer_id").is_not_null() & ~c("customer_id").is_in(known_customer_ids.implode()),
-                _say(f"{_label('customer_id')}: {{}} is not a known customer", c("customer_id")),
+                c("customer_id").is_not_null() & ~c("customer_id").is_in(_refs(known_customer_refs).implode()),
+                _say(f"{_label('customer_id')}: '{{}}' is not a known customer", c("customer_id")),
             )
         )
     return rules
 
 
+def _refs(values: pl.Series) -> pl.Series:
+    return values.cast(REF_DTYPE)
+
+
 REJECTION_SCHEMA: dict[str, pl.DataType] = {
     ROW: pl.Int64(),
+    "loan_ref": REF_DTYPE,
     "column": pl.String(),
     "reason": pl.String(),
     "message": pl.String(),
@@ -306,7 +323,7 @@ class TapeCheck:
     """The outcome of checking one tape: rows to load and rows to quarantine, which together are every row read."""
 
     accepted: pl.DataFrame  # typed tape fields of the rows that passed, with ``row``
-    rejected: pl.DataFrame  # row, column, reason, message, reasons (REJECTION_SCHEMA)
+    rejected: pl.DataFrame  # row, loan_ref, column, reason, message, reasons (REJECTION_SCHEMA)
 
     @property
     def read(self) -> int:
@@ -352,6 +369,7 @@ def check_tape(converted: pl.DataFrame, rules: Sequence[TapeRule]) -> TapeCheck:
     ).list.drop_nulls()
     rejected = failing.select(
         pl.col(ROW),
+        pl.col("loan_id").cast(REF_DTYPE).alias("loan_ref"),
         pick(columns).alias("column"),
         pick(reasons).alias("reason"),
         message.alias("message"),
