@@ -16,6 +16,7 @@ from runoff.app.tape_import import (
     _import_lock,
     import_tapes,
     ledger_position_loader,
+    lookup_ref,
     read_manifest,
     recover_imports,
     stage_import,
@@ -522,3 +523,228 @@ def test_rolling_a_crashed_import_forward_does_not_load_the_ledger_twice(tmp_pat
             held = conn.execute(select(func.count()).select_from(ledger_loans)).scalar_one()
     opened = cn_tape.head(200).filter(pl.col("贷款状态").is_in(["正常", "逾期"])).height
     assert held == opened
+
+
+# --- lender references (surrogate keys) -----------------------------------------------------------------------
+
+
+def alphanumeric(tape: pl.DataFrame) -> pl.DataFrame:
+    """The tape with a real lender's references: 借据号 DK2024…, 客户号 C-…, 额度账户号 A-…."""
+    return tape.with_columns(
+        (pl.lit("DK2024") + pl.col("借据号").str.zfill(10)).alias("借据号"),
+        (pl.lit("C-") + pl.col("客户号")).alias("客户号"),
+        (pl.lit("A-") + pl.col("额度账户号")).alias("额度账户号"),
+    )
+
+
+def positions(ws: Workspace) -> pl.DataFrame:
+    return ws.scan("tape_positions").collect().sort("loan_id")
+
+
+def id_map_files(ws: Workspace) -> dict[str, str]:
+    return {k: v for k, v in snapshot(ws).items() if "/id_map/" in k}
+
+
+@pytest.fixture
+def bare(tmp_path) -> Workspace:
+    """A workspace with no customers table: no register, references load as they come."""
+    return Workspace.init(tmp_path / "bare")
+
+
+@pytest.fixture
+def dk_tape(cn_tape) -> pl.DataFrame:
+    return alphanumeric(cn_tape.head(60))
+
+
+def test_alphanumeric_references_load_with_ids_above_the_books_in_row_order(tmp_path, bare, dk_tape):
+    path = tmp_path / "借据明细.csv"
+    dk_tape.write_csv(path)
+
+    outcome = run([path], bare)
+
+    assert (outcome.loaded, outcome.quarantined) == (60, 0)
+    customers = dk_tape.get_column("客户号").unique().len()
+    assert outcome.ids_assigned == {"loan": 60, "customer": customers, "account": customers}
+    pos = positions(bare)
+    assert pos.get_column("loan_id").to_list() == list(range(1, 61))  # an empty book: 1, 2, ... in row order
+    assert pos.get_column("loan_ref").to_list() == dk_tape.get_column("借据号").to_list()
+    loans = book_loans(bare).join(pos.select("loan_id", "customer_ref", "account_ref"), on="loan_id")
+    assert loans.get_column("loan_id").dtype == pl.Int64
+    # One reference, one id: per customer and per credit line.
+    for ref, key in (("customer_ref", "customer_id"), ("account_ref", "account_id")):
+        assert loans.group_by(ref).agg(pl.col(key).n_unique()).get_column(key).max() == 1
+        assert loans.get_column(key).n_unique() == customers
+
+
+def test_surrogate_ids_start_above_the_largest_id_in_the_book(tmp_path, workspace, book, cn_tape):
+    cn_tape.head(10).write_csv(tmp_path / "int.csv")
+    run([tmp_path / "int.csv"], workspace)  # whole-number references: the book's own ids
+    top = book_loans(workspace).get_column("loan_id").max()
+    dk = alphanumeric(cn_tape.slice(10, 5)).with_columns(
+        pl.col("客户号").str.strip_prefix("C-"), pl.col("额度账户号").str.strip_prefix("A-")
+    )
+    dk.write_csv(tmp_path / "dk.csv")
+
+    outcome = run([tmp_path / "dk.csv"], workspace)
+
+    assert outcome.loaded == 5 and outcome.ids_assigned["loan"] == 5
+    new = positions(workspace).filter(pl.col("loan_ref").str.starts_with("DK"))
+    assert new.get_column("loan_id").to_list() == list(range(top + 1, top + 6))
+    assert (
+        positions(workspace)
+        .filter(~pl.col("loan_ref").str.starts_with("DK"))
+        .select(pl.col("loan_id").cast(pl.String) == pl.col("loan_ref"))
+        .to_series()
+        .all()
+    )  # whole-number references equal their id as text
+
+
+def test_reimporting_alphanumeric_references_maps_them_to_the_same_ids(tmp_path, bare, dk_tape):
+    path = tmp_path / "t.csv"
+    dk_tape.write_csv(path)
+    run([path], bare)
+    before_ids = positions(bare).select("loan_id", "loan_ref")
+    before = snapshot(bare)
+
+    assert run([path], bare).import_id is None  # the same bytes: skipped
+    assert snapshot(bare) == before
+    # The same references in another file (a new cut of the tape): every row is already in the book.
+    recut = tmp_path / "recut.csv"
+    dk_tape.reverse().write_csv(recut)
+    again = run([recut], bare)
+
+    assert (again.loaded, again.quarantined) == (0, 60)
+    assert again.reasons() == {"duplicate.already_loaded": 60}
+    assert again.ids_assigned == {"loan": 0, "customer": 0, "account": 0}
+    q = pl.read_parquet(bare.root / again.quarantine_files[0])
+    assert set(q.get_column("loan_ref")) == set(dk_tape.get_column("借据号"))
+    assert "'DK2024" in q.get_column("message")[0] and "already in the book" in q.get_column("message")[0]
+    assert positions(bare).select("loan_id", "loan_ref").equals(before_ids)
+
+
+def test_two_files_with_overlapping_references_map_them_consistently_in_one_run_or_two(tmp_path, dk_tape):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    dk_tape.head(40).write_csv(first)
+    # The second file repeats loans 30–39 and brings 40–59, some of them from customers of the first file.
+    dk_tape.slice(30, 30).write_csv(second)
+    together = Workspace.init(tmp_path / "together")
+    apart = Workspace.init(tmp_path / "apart")
+
+    both = run([first, second], together)
+    run([first], apart)
+    later = run([second], apart)
+
+    assert (both.loaded, both.quarantined) == (60, 10) == (40 + later.loaded, later.quarantined)
+    assert later.reasons() == {"duplicate.already_loaded": 10}
+    assert book_loans(together).equals(book_loans(apart))
+    assert positions(together).equals(positions(apart))
+    pos = positions(together)
+    assert pos.get_column("loan_ref").to_list() == dk_tape.get_column("借据号").to_list()
+    shared = pos.group_by("customer_ref").agg(pl.col("loan_id").min(), pl.col("loan_id").max().alias("last"))
+    assert shared.filter((pl.col("loan_id") <= 40) & (pl.col("last") > 40)).height > 0  # customers in both files
+    customer_of = (
+        book_loans(together).join(pos, on="loan_id").group_by("customer_ref").agg(pl.col("customer_id").n_unique())
+    )
+    assert customer_of.get_column("customer_id").max() == 1
+
+
+def test_a_reference_twice_in_a_file_is_quarantined_naming_it(tmp_path, bare, dk_tape):
+    rows = dk_tape.head(10).with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.col("借据号").first()).otherwise(pl.col("借据号")).alias("借据号")
+    )
+    path = tmp_path / "t.csv"
+    rows.write_csv(path)
+
+    outcome = run([path], bare)
+
+    assert (outcome.loaded, outcome.quarantined) == (9, 1)
+    q = pl.read_parquet(bare.root / outcome.quarantine_files[0])
+    ref = rows.get_column("借据号")[0]
+    assert q.select("row", "loan_ref", "column", "reason").rows() == [(8, ref, "loan_id", "duplicate.in_file")]
+    assert f"'{ref}' appears earlier in this file" in q.get_column("message")[0]
+    assert outcome.ids_assigned["loan"] == 9
+
+
+def test_leading_zeros_are_one_reference_as_they_were_one_id(tmp_path, bare, cn_tape):
+    rows = cn_tape.head(3).with_columns(pl.col("借据号").str.zfill(12))
+    rows = pl.concat([rows, cn_tape.head(1)])  # the first loan again, without its zeros
+    rows.write_csv(tmp_path / "t.csv")
+
+    outcome = run([tmp_path / "t.csv"], bare)
+
+    assert outcome.reasons() == {"duplicate.in_file": 1}
+    assert outcome.ids_assigned == {"loan": 0, "customer": 0, "account": 0}  # whole numbers need no map
+    assert positions(bare).get_column("loan_ref").to_list() == sorted(
+        cn_tape.head(3).get_column("借据号").to_list(), key=int
+    )
+
+
+def test_a_crash_mid_import_leaves_the_id_map_unchanged(tmp_path, bare, dk_tape):
+    dk_tape.head(20).write_csv(tmp_path / "a.csv")
+    run([tmp_path / "a.csv"], bare)
+    before = id_map_files(bare)
+    assert before  # loans, customers and accounts of a.csv
+    path = tmp_path / "b.csv"
+    dk_tape.slice(20, 20).write_csv(path)
+
+    plan, _ = stage_import([path], workspace=bare, mapping=MAPPING, as_of=None, strict=False, imported_at=NOW)
+    (plan.stage / "plan.json").unlink()  # died while staging: nothing published
+    assert recover_imports(bare) == [(plan.import_id, "rolled back")]
+    assert id_map_files(bare) == before
+    blocker = bare.data_dir / "quarantine"  # a commit that fails after the id map was moved in
+    blocker.write_text("not a folder", encoding="utf-8")
+    bad = tmp_path / "c.csv"
+    dk_tape.slice(20, 20).with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("x")).otherwise(pl.col("本金")).alias("本金")
+    ).write_csv(bad)  # one bad row: a quarantine report to write where the blocker is
+    with pytest.raises(OSError):
+        run([bad], bare)
+    assert id_map_files(bare) == before
+    blocker.unlink()
+
+    ids_then = run([path], bare)
+    assert ids_then.loaded == 20 and len(id_map_files(bare)) == len(before) + 3  # loans, customers, accounts
+
+
+def test_lookup_goes_from_a_reference_to_the_ledger_id(tmp_path, bare, dk_tape, cn_tape):
+    dk_tape.head(5).write_csv(tmp_path / "t.csv")
+    run([tmp_path / "t.csv"], bare)
+    ref = dk_tape.get_column("借据号")[3]
+
+    found = lookup_ref(bare, f" {ref} ")
+    customer = lookup_ref(bare, dk_tape.get_column("客户号")[3], kind="customer")
+
+    assert (found.id, found.ledger_id, found.source, found.in_book) == (4, "4", "id map", True)
+    assert customer.source == "id map" and customer.in_book
+    assert lookup_ref(bare, "0042").as_dict() | {"in_book": None} == {
+        "kind": "loan",
+        "ref": "42",
+        "id": 42,
+        "ledger_id": "42",
+        "source": "whole number",
+        "import_id": None,
+        "in_book": None,
+    }
+    assert lookup_ref(bare, "DK-never").id is None
+    with pytest.raises(TapeInvalid, match="kind"):
+        lookup_ref(bare, ref, kind="merchant")
+
+
+def test_the_ledger_holds_the_internal_id_of_an_alphanumeric_loan(tmp_path, bare, dk_tape, ledger_url):
+    """On SQLite, and on PostgreSQL (the COPY path) when RUNOFF_TEST_POSTGRES_URL is set."""
+    path = tmp_path / "t.csv"
+    dk_tape.write_csv(path)
+    settings = Settings(workspace=bare.root, database_url=ledger_url)
+    engine = create_ledger_engine(settings.ledger_url())
+    upgrade_to_head(engine)
+    engine.dispose()
+
+    with build_context(settings) as ctx:
+        outcome = run([path], bare, loader=ledger_position_loader(ctx))
+        with ctx.engine.connect() as conn:
+            held = set(conn.execute(select(ledger_loans.c.id)).scalars().all())
+
+    assert outcome.ledger == "loaded"
+    open_refs = dk_tape.filter(pl.col("贷款状态").is_in(["正常", "逾期"])).get_column("借据号")
+    expected = {lookup_ref(bare, r).ledger_id for r in open_refs}
+    assert held == expected and all(h.isdigit() for h in held)
