@@ -124,3 +124,38 @@ def test_a_folder_that_is_not_a_workspace_is_refused(app, tmp_path, cn_tape):
     result = invoke(app, str(path), "-m", str(EXAMPLE), "-w", str(tmp_path / "nowhere"), "--json")
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"]["code"] == "config.invalid"
+
+
+def test_an_alphanumeric_tape_imports_and_lookup_finds_each_reference(app, workspace, cn_tape, tmp_path):
+    tape = cn_tape.head(20).with_columns(
+        (pl.lit("DK2024") + pl.col("借据号").str.zfill(10)).alias("借据号"),
+        (pl.lit("C-") + pl.col("客户号")).alias("客户号"),
+    )
+    path = tmp_path / "借据明细.csv"
+    tape.write_csv(path)
+
+    shown = invoke(app, str(path), "-m", str(EXAMPLE), "-w", str(workspace))
+    ref = tape.get_column("借据号")[4]
+    found = CliRunner().invoke(app, ["lookup", ref, "-w", str(workspace), "--json"])
+    said = CliRunner().invoke(app, ["lookup", ref, "-w", str(workspace)])
+
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"read 20 = loaded 20 \+ quarantined 0", shown.stdout)
+    assert "new ids for lender references: 20 loan" in shown.stdout
+    assert found.exit_code == 0, found.output
+    data = json.loads(found.stdout)
+    assert (data["ref"], data["id"], data["ledger_id"], data["source"], data["in_book"]) == (
+        ref,
+        5,
+        "5",
+        "id map",
+        True,
+    )
+    assert f"'{ref}' → id 5" in said.stdout
+
+
+def test_lookup_of_an_unknown_kind_is_one_line_and_exit_2(app, workspace):
+    result = CliRunner().invoke(app, ["lookup", "DK1", "--kind", "merchant", "-w", str(workspace)])
+    assert result.exit_code == 2
+    assert "`kind`: 'merchant' is not a kind of reference" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""`runoff import`: load loan tapes (借据明细) into the workspace, quarantining the rows that fail a check.
+"""`runoff import`: load loan tapes (借据明细) into the workspace, quarantining the rows that fail a check;
+`runoff lookup REF`: the book (and ledger) id of a lender's reference such as 借据号 DK20240131000123.
 
 Exit codes: 0 when the import ran (rows may have been quarantined), 1 under ``--strict`` when any row
 was rejected (nothing loaded, the quarantine report written), 2 for a user mistake (unreadable file,
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from runoff.app import clock
 from runoff.app.context import build_context
-from runoff.app.tape_import import ImportOutcome, import_tapes, ledger_position_loader
+from runoff.app.tape_import import ImportOutcome, RefLookup, import_tapes, ledger_position_loader, lookup_ref
 from runoff.cli.output import JsonOption, emit, err_console, fail
 from runoff.config import Settings
 from runoff.errors import InvalidInput, RunoffError
@@ -52,6 +53,10 @@ def _render(outcome: ImportOutcome, console: Console) -> None:
         for reason, count in reasons.items():
             table.add_row(reason, f"{count:,}")
         console.print(table)
+    assigned = {k: n for k, n in outcome.ids_assigned.items() if n}
+    if assigned:
+        given = ", ".join(f"{n:,} {k}" for k, n in assigned.items())
+        console.print(f"new ids for lender references: {given} (runoff lookup REF)", highlight=False)
     for path in outcome.quarantine_files:
         console.print(f"quarantine report: {path}", highlight=False)
     if outcome.ledger == "off":
@@ -118,6 +123,36 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             raise typer.Exit(code=STRICT_EXIT_CODE)
+
+    @app.command("lookup")
+    def lookup_command(
+        ref: str = typer.Argument(
+            ..., help="The lender's reference, e.g. a 借据号 DK20240131000123.", show_default=False
+        ),
+        kind: str = typer.Option(
+            "loan", "--kind", "-k", help="loan (借据号), customer (客户号) or account (额度账户号)."
+        ),
+        workspace: Path | None = typer.Option(
+            None, "--workspace", "-w", help="Workspace folder (default: RUNOFF_WORKSPACE, else the current folder)."
+        ),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """The book id of a lender's reference (surrogate key); the ledger keys the loan by that id."""
+        try:
+            found = lookup_ref(Workspace.open(locate_workspace(workspace)), ref, kind=kind)
+        except RunoffError as exc:
+            fail(exc, as_json=as_json)
+            return
+        emit(found.as_dict(), as_json=as_json, render=lambda console: _render_lookup(found, console))
+
+
+def _render_lookup(found: RefLookup, console: Console) -> None:
+    if found.id is None:
+        console.print(f"{found.kind} {found.ref!r}: not in the book (no import assigned it an id)", highlight=False)
+        return
+    where = "in the book" if found.in_book else "not in the book"
+    how = f"id map, import {found.import_id}" if found.import_id else found.source
+    console.print(f"{found.kind} {found.ref!r} → id {found.id} ({how}; {where}; ledger id {found.ledger_id!r})")
 
 
 def _parse_date(text: str) -> date:
