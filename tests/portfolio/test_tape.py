@@ -9,6 +9,7 @@ from runoff.portfolio.schemas import LOANS
 from runoff.portfolio.tape import (
     Reason,
     TapeInvalid,
+    assign_ids,
     book_loans,
     check_tape,
     convert_tape,
@@ -502,3 +503,61 @@ def test_ledger_opening_takes_open_loans_only_with_their_own_rate_and_dpd():
     assert opening.loans.select("id", "dpd", "annual_rate").rows() == [("1", 30, "0.18")]
     assert [p.id for p in opening.products] == ["tape-equal-installment"]
     assert opening.as_of == AS_OF
+
+
+# --- surrogate keys -------------------------------------------------------------------------------------------
+
+ID_MAP = pl.DataFrame({"ref": ["DK-1", "9"]}, schema={"ref": pl.String}).with_columns(
+    pl.Series("id", [50, 51], dtype=pl.Int64)
+)
+
+
+@pytest.mark.parametrize(
+    ("refs", "floor", "ids", "new"),
+    [
+        (["7", "12"], 0, [7, 12], []),
+        (["DK-1", "DK-1"], 0, [50, 50], []),
+        (["DK-2", "DK-3", "DK-2"], 10, [52, 53, 52], [("DK-2", 52), ("DK-3", 53)]),
+        (["DK-2", "100"], 10, [101, 100], [("DK-2", 101)]),
+        (["DK-2"], 80, [81], [("DK-2", 81)]),
+        (["50"], 0, [52], [("50", 52)]),
+        (["9"], 0, [51], []),
+        ([None, "DK-2"], 0, [None, 52], [("DK-2", 52)]),
+    ],
+    ids=[
+        "whole-numbers-are-their-own-ids",
+        "mapped-ref-keeps-its-id",
+        "new-refs-in-order-of-first-appearance",
+        "above-the-whole-numbers-of-the-batch",
+        "above-the-books-largest-id",
+        "whole-number-taken-by-the-map-gets-a-surrogate",
+        "whole-number-in-the-map-keeps-its-surrogate",
+        "no-ref-no-id",
+    ],
+)
+def test_assign_ids_gives_each_reference_one_id(refs, floor, ids, new):
+    got, entries = assign_ids(pl.Series("loan_id", refs, dtype=pl.String), id_map=ID_MAP, floor=floor)
+    assert got.to_list() == ids
+    assert entries.rows() == new
+
+
+def test_identify_keeps_the_references_beside_the_ids_and_defaults_the_account_to_the_customer():
+    accepted = pl.DataFrame(
+        {"loan_id": ["DK-9", "DK-8"], "customer_id": ["C-1", "C-2"], "account_id": [None, "A-7"]},
+        schema=dict.fromkeys(["loan_id", "customer_id", "account_id"], pl.String),
+    )
+    out = identify(accepted, id_maps={}, floors={"loan": 1000, "customer": 10, "account": 10})
+    # Account A-7 takes the next account id above the defaulted line 11 (customer ids are another space).
+    assert out.rows.rows() == [(1001, 11, 11, "DK-9", "C-1", "C-1"), (1002, 12, 12, "DK-8", "C-2", "A-7")]
+    assert {k: v.height for k, v in out.new_entries.items()} == {"loan": 2, "customer": 2, "account": 1}
+
+
+@pytest.mark.parametrize(
+    ("cell", "ref"),
+    [("DK20240131000123", "DK20240131000123"), (" C-88812 ", "C-88812"), ("000123", "123"), ("0", "0")],
+    ids=["alphanumeric", "trimmed", "leading-zeros-dropped", "zero"],
+)
+def test_references_are_read_as_text_with_whole_numbers_canonical(cell, ref):
+    converted = convert_tape(tape({"借据号": cell}), parse_mapping(CN_MAPPING))
+    assert converted.get_column("loan_id").to_list() == [ref]
+    assert check(tape({"借据号": cell})).loaded == 1
