@@ -108,7 +108,11 @@ WHOLE_NUMBER_REF = r"^[0-9]{1,18}$"
 def canonical_ref(text: pl.Expr) -> pl.Expr:
     """A reference in its one written form: a whole number without leading zeros (``00123`` → ``123``),
     anything else as given (trimmed). So ``00123`` and ``123`` are one loan, as when ids were numbers."""
-    return pl.when(text.str.contains(WHOLE_NUMBER_REF)).then(text.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(text)
+    return (
+        pl.when(text.str.contains(WHOLE_NUMBER_REF))
+        .then(text.cast(pl.Int64, strict=False).cast(pl.String))
+        .otherwise(text)
+    )
 
 
 def _identifier(raw: pl.Expr, dtype: pl.DataType, *, full: bool) -> pl.Expr:
