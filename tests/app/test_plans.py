@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from runoff.app.book import generate_book
-from runoff.app.ledger_check import verify_ledger
+from runoff.app.ledger_check import trial_balance, verify_ledger
 from runoff.app.loans import open_loan, read_position, show_loan
 from runoff.app.payments import post_payment
 from runoff.app.plans import (
@@ -26,10 +26,11 @@ from runoff.app.plans import (
     write_ledger_offers,
 )
 from runoff.errors import ComplianceBlocked, Conflict, InvalidInput, NotFound
+from runoff.money import to_minor
 from runoff.plan.model import PlanInvalid, parse_plan
 from runoff.plan.offers import OFFER_SCHEMA
 from runoff.portfolio.generator import BookConfig
-from runoff.store.ledger.models import TABLES_IN_LOAD_ORDER, audit_log, schedule_versions
+from runoff.store.ledger.models import TABLES_IN_LOAD_ORDER, LedgerAccount, audit_log, schedule_versions
 from runoff.store.workspace import Workspace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plans"
@@ -280,3 +281,31 @@ def test_a_plan_file_that_does_not_parse_names_the_file_and_the_line(tmp_path):
         read_plan(bad)
     with pytest.raises(PlanInvalid, match="cannot read"):
         read_plan(tmp_path / "missing.yaml")
+
+
+def test_a_restructuring_with_a_haircut_and_capitalised_arrears_books_each_part_apart(
+    ledger, tmp_path, flat_fee_product
+):
+    """Forgiven principal goes to waivers; capitalised interest and fee become income (not one net figure)."""
+    workspace = Workspace.init(tmp_path / "ws")
+    opened = open_loan(product=flat_fee_product, principal="1200.00", term=12, start_date=START, actor="test",
+                       uow=ledger.uow(), loan_id="F1", customer_id="CF1", account_id="AF1")  # fmt: skip
+    for inst in opened.schedule.installments[:3]:
+        post_payment("F1", inst.total, value_date=inst.due_date, idempotency_key=f"F1-{inst.number}", actor="test",
+                     uow=ledger.uow())  # fmt: skip
+    option = {"id": "haircut", "kind": "restructuring", "term_months": 12, "annual_rate": 0.08,
+              "method": "equal-installment", "haircut": 0.1, "capitalize_overdue": True, "waive_penalties": True}  # fmt: skip
+    plan = parse_plan(plan_data(plan_id="haircut-plan", options=[option]), source="test")
+    write_ledger_offers(plan, workspace, ledger, as_of=TODAY)
+    before = trial_balance(uow=ledger.uow(write=False), loan_id="F1")
+    done = accept_offer(loan_id="F1", option_id="haircut", ctx=ledger, workspace=workspace, actor="ops")
+    after = trial_balance(uow=ledger.uow(write=False), loan_id="F1")
+    quote = done.quote
+    assert quote.forgiven_principal > 0 and quote.capitalized_fee > 0
+
+    def moved(account: LedgerAccount) -> int:
+        return after.get(account, 0) - before.get(account, 0)
+
+    assert moved(LedgerAccount.FEE_INCOME) == to_minor(quote.capitalized_fee)
+    assert moved(LedgerAccount.INTEREST_INCOME) == to_minor(quote.capitalized_interest)
+    assert moved(LedgerAccount.WAIVERS) >= to_minor(quote.forgiven_principal)

@@ -543,6 +543,9 @@ def accept_offer(
         annual_rate=annual,
         fee_rate=fee,
         carried=carried,
+        # booked apart: capitalised interest and fee become income, a haircut goes to waivers
+        capitalized_interest=quote.capitalized_interest,
+        capitalized_fee=quote.capitalized_fee,
         as_of=day,
     )
     return Acceptance(plan.id, loan_id, option_id, option.option_kind.value, day, change, key, quote, tuple(findings))

@@ -90,7 +90,9 @@ class Quote:
     apr: Apr | None
     credit_applied: Decimal = ZERO
     forgiven_principal: Decimal = ZERO
-    capitalized: Decimal = ZERO
+    capitalized: Decimal = ZERO  # overdue interest and fee added to the new principal
+    capitalized_interest: Decimal = ZERO  # of which interest (booked to interest income when capitalised)
+    capitalized_fee: Decimal = ZERO  # of which fee
 
     @property
     def saving(self) -> Decimal:
@@ -281,7 +283,14 @@ def restructure(
         waived=penalty_waived,
     )
     return _rescheduled(
-        position, QuoteKind.RESTRUCTURE, as_of, schedule, due, forgiven=forgiven, capitalized=capitalized
+        position,
+        QuoteKind.RESTRUCTURE,
+        as_of,
+        schedule,
+        due,
+        forgiven=forgiven,
+        capitalized_interest=arrears.interest if capitalize_overdue else ZERO,
+        capitalized_fee=arrears.fee if capitalize_overdue else ZERO,
     )
 
 
@@ -443,7 +452,8 @@ def _rescheduled(
     due: Breakdown,
     *,
     forgiven: Decimal = ZERO,
-    capitalized: Decimal = ZERO,
+    capitalized_interest: Decimal = ZERO,
+    capitalized_fee: Decimal = ZERO,
 ) -> Quote:
     return Quote(
         kind=kind,
@@ -456,5 +466,7 @@ def _rescheduled(
         apr=apr_of_schedule(schedule),
         credit_applied=min(position.credit_balance, due.total).quantize(CENT),
         forgiven_principal=forgiven,
-        capitalized=capitalized,
+        capitalized=capitalized_interest + capitalized_fee,
+        capitalized_interest=capitalized_interest,
+        capitalized_fee=capitalized_fee,
     )
