@@ -5,6 +5,7 @@ import numpy_financial as npf
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import brentq
 
 from runoff.errors import InvalidInput
 from runoff.servicing.allocation import allocate, apply_allocation
@@ -159,6 +160,37 @@ def test_settlement_apr_is_the_irr_of_its_own_cash_flows(as_of):
     arrears = sum((i.interest_due for i in pos.installments if i.due_date <= as_of), D(0))
     repaid = lent + quote.due_now.interest - arrears + D(20)
     assert abs(float(repaid) / (1 + float(quote.apr.period_rate)) ** float(t) - float(lent)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("as_of", "waive_penalties", "discount", "lent", "paid", "days", "lowers"),
+    [
+        # 12000 lent from 15 Jan; 38.71 interest for 10 of 31 days and the 20 fee, less the discount
+        (date(2024, 1, 25), False, D("10"), D("12000.00"), D("12048.71"), (10, 31), True),
+        (date(2024, 1, 25), False, D("58.71"), D("12000.00"), D("12000.00"), (10, 31), True),
+        (date(2024, 1, 25), False, D("100"), D("12000.00"), D("11958.71"), (10, 31), True),  # into principal
+        # installment 1 overdue: 11053.81 prepaid from 15 Feb, 57.18 interest for 15 of 29 days and the 20 fee.
+        # Penalty waived, the discount of 150 takes the 20 fee, the 120 overdue interest, then 10 of the 57.18.
+        (date(2024, 3, 1), True, D("150"), D("11053.81"), D("11100.99"), (15, 29), True),
+        # a discount the 7.10 penalty absorbs does not lower the price of the prepayment
+        (date(2024, 3, 1), False, D("7.10"), D("11053.81"), D("11130.99"), (15, 29), False),
+    ],
+    ids=["part-of-the-interest", "every-charge", "into-principal", "after-overdue-interest", "on-the-penalty-only"],
+)
+def test_a_discount_lowers_the_settlement_apr_to_the_irr_of_what_the_customer_pays(
+    as_of, waive_penalties, discount, lent, paid, days, lowers
+):
+    pos = loan(early_settlement={"flat_fee": "20"})
+    full = early_settlement(pos, as_of=as_of, waive_penalties=waive_penalties)
+    quote = early_settlement(pos, as_of=as_of, waive_penalties=waive_penalties, discount=discount)
+    assert quote.due_now.total == full.due_now.total - discount
+    assert (quote.apr.nominal < full.apr.nominal) is lowers
+    assert quote.apr.nominal <= full.apr.nominal
+    t = days[0] / days[1]  # the flows: -lent at the current period's start, +paid on as_of, t periods later
+    irr = brentq(lambda r: -float(lent) + float(paid) / (1 + r) ** t, -0.9, 1.0, xtol=1e-15)
+    assert float(quote.apr.period_rate) == pytest.approx(irr, abs=1e-12)
+    assert float(quote.apr.nominal) == pytest.approx(irr * 12, abs=1e-11)
+    assert float(quote.apr.effective) == pytest.approx((1 + irr) ** 12 - 1, abs=1e-11)
 
 
 # --- extension (展期) ----------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def _price_settlement(chunk: pl.DataFrame, option: EarlySettlementOption, as_of:
         discount_rate_units=np.full(n, int(rate_units(option.discount_rate, field="discount_rate"))),
         waive_settlement_fee=np.full(n, option.waive_settlement_fee),
     )
-    repaid = s.remaining_principal + s.interest_charged + s.current_fee + s.settlement_fee
+    repaid = s.remaining_principal + s.interest_charged + s.current_fee + s.settlement_fee - s.current_forgiven
     arrears_cost = _col(chunk, "arrears_interest_fen") + _col(chunk, "arrears_fee_fen")
     nominal, effective = settlement_apr(s.remaining_principal, repaid, s.share_num, s.share_den)
     total = s.total

@@ -71,6 +71,7 @@ class Settlement:
     share_num: IntArray  # the part of the current period borrowed, as a fraction
     share_den: IntArray
     current_fee: IntArray
+    current_forgiven: IntArray  # what the discount forgave of the prepaid principal and the current period's charges
 
     @property
     def total(self) -> IntArray:
@@ -102,7 +103,8 @@ def settle(
     """:func:`~runoff.servicing.quotes.early_settlement` on arrays, the plan's discount applied.
 
     The discount is ``q(discount_rate × principal repaid early)`` plus the settlement fee where it is waived,
-    at most what is due, taken from penalty, then fee, then interest, then principal (as the quote does).
+    at most what is due, taken from penalty, then fee, then interest, then principal, within each from the overdue
+    amount first (as the quote does, so the settlement's APR is that of what the customer pays for the prepayment).
     """
     positive = has_future & (elapsed_days > 0) & (period_days > 0)
     num = np.where(positive, elapsed_days, 0).astype(np.int64)
@@ -134,21 +136,31 @@ def settle(
     fee = np.where(has_future, fee, 0)
     settlement_fee = round_div(fee_rate_units * remaining_principal, RATE_SCALE, half_even) + flat_fee
     penalty_waived = np.where(waive_penalties, penalty, 0)
-    gross = {
-        "principal": arrears_principal + remaining_principal,
-        "interest": arrears_interest + interest,
-        "fee": arrears_fee + fee + settlement_fee,
+    overdue = {
+        "principal": arrears_principal,
+        "interest": arrears_interest,
+        "fee": arrears_fee,
         "penalty": penalty - penalty_waived,
     }
-    total = gross["principal"] + gross["interest"] + gross["fee"] + gross["penalty"]
+    current = {
+        "principal": remaining_principal,
+        "interest": interest,
+        "fee": fee + settlement_fee,
+        "penalty": np.zeros_like(penalty),
+    }
+    total = sum(overdue[name] + current[name] for name in overdue)
     discount = round_div(discount_rate_units * remaining_principal, RATE_SCALE, half_even)
     discount = np.minimum(discount + np.where(waive_settlement_fee, settlement_fee, 0), total)
     left = discount.copy()
     after = {}
+    current_forgiven = np.zeros_like(discount)
     for name in ("penalty", "fee", "interest", "principal"):
-        take = np.minimum(gross[name], left)
-        after[name] = gross[name] - take
-        left -= take
+        from_overdue = np.minimum(overdue[name], left)
+        left -= from_overdue
+        from_current = np.minimum(current[name], left)
+        left -= from_current
+        after[name] = overdue[name] + current[name] - from_overdue - from_current
+        current_forgiven += from_current
     return Settlement(
         principal=after["principal"],
         interest=after["interest"],
@@ -163,6 +175,7 @@ def settle(
         share_num=num,
         share_den=den,
         current_fee=fee,
+        current_forgiven=current_forgiven,
     )
 
 

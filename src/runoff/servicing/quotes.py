@@ -111,10 +111,12 @@ def early_settlement(
 
     ``discount`` is an amount (not a rate) forgiven on top of any penalty waiver, taken from
     penalty, then fee, then interest, then principal. The quote's schedule is one installment due
-    ``as_of`` (its fee column carries fee and penalty: a schedule has no penalty column). Its APR is the IRR of lending the principal not yet due at the start of the current
-    period and receiving it back with the current period's interest and fees and the settlement fee
-    on ``as_of`` (a fraction of a period later); ``None`` when that is not defined (nothing is left
-    to prepay, or a charge for zero days).
+    ``as_of`` (its fee column carries fee and penalty: a schedule has no penalty column). Its APR is the IRR of
+    what the customer actually pays for the prepayment: lending the principal not yet due at the start of the
+    current period and receiving on ``as_of`` (a fraction of a period later) that principal with the current
+    period's interest and fees and the settlement fee, less the part of the discount that falls on them (the
+    discount reaches them once it has covered the penalty left after any waiver and, component by component, the
+    overdue amounts). ``None`` when that is not defined (nothing is left to prepay, or a charge for zero days).
     """
     _check_open(position, as_of)
     _check_cents(discount, "discount")
@@ -143,14 +145,22 @@ def early_settlement(
             fee = scheduled_fee
     settlement_fee = quantize(rule.fee_rate_of_remaining_principal * remaining_principal, mode) + rule.flat_fee
     penalty_waived = arrears.penalty if waive_penalties else ZERO
-    gross = Breakdown(
-        principal=arrears.principal + remaining_principal,
-        interest=arrears.interest + interest,
-        fee=arrears.fee + fee + settlement_fee,
+    overdue = Breakdown(
+        principal=arrears.principal,
+        interest=arrears.interest,
+        fee=arrears.fee,
         penalty=arrears.penalty - penalty_waived,
         waived=penalty_waived,
     )
-    due = _discounted(gross, discount)
+    current_period = Breakdown(principal=remaining_principal, interest=interest, fee=fee + settlement_fee, penalty=ZERO)
+    overdue_due, current_due = _discounted(overdue, current_period, discount)
+    due = Breakdown(
+        principal=overdue_due.principal + current_due.principal,
+        interest=overdue_due.interest + current_due.interest,
+        fee=overdue_due.fee + current_due.fee,
+        penalty=overdue_due.penalty + current_due.penalty,
+        waived=overdue_due.waived + current_due.waived,
+    )
     schedule = Schedule(
         principal=due.principal,
         start_date=as_of,
@@ -161,8 +171,7 @@ def early_settlement(
     )
     apr = None
     if period_start is not None and remaining_principal > 0:
-        repaid = remaining_principal + interest + fee + settlement_fee
-        apr = _apr_over_fraction(remaining_principal, repaid, period_share, product.periods_per_year)
+        apr = _apr_over_fraction(remaining_principal, current_due.total, period_share, product.periods_per_year)
     return Quote(
         kind=QuoteKind.EARLY_SETTLEMENT,
         loan_id=position.loan_id,
@@ -173,7 +182,7 @@ def early_settlement(
         current_remaining=_current_remaining(position, as_of),
         apr=apr,
         credit_applied=min(position.credit_balance, due.total).quantize(CENT),
-        forgiven_principal=gross.principal - due.principal,
+        forgiven_principal=arrears.principal + remaining_principal - due.principal,
     )
 
 
@@ -379,26 +388,28 @@ def _dec(value: Fraction) -> Decimal:
     return _CTX.divide(Decimal(value.numerator), Decimal(value.denominator))
 
 
-def _discounted(gross: Breakdown, discount: Decimal) -> Breakdown:
-    """``gross`` less ``discount``, taken from penalty, then fee, interest and principal."""
-    if discount > gross.total:
+def _discounted(overdue: Breakdown, current: Breakdown, discount: Decimal) -> tuple[Breakdown, Breakdown]:
+    """``overdue`` and ``current`` (the prepaid principal and the current period's charges) less ``discount``, taken
+    from penalty, then fee, interest and principal; within a component from the overdue amount first, so the
+    discount lowers the settlement's APR only by what it forgives of the current period (a price check never
+    understates it). Each part's ``waived`` grows by what the discount forgave of it."""
+    total = overdue.total + current.total
+    if discount > total:
         raise InvalidInput(
-            f"`discount`: {discount} is more than the {gross.total} due; expected 0 to {gross.total}",
-            field="discount",
+            f"`discount`: {discount} is more than the {total} due; expected 0 to {total}", field="discount"
         )
     left = Decimal(discount)
-    parts: dict[str, Decimal] = {}
+    after: tuple[dict[str, Decimal], dict[str, Decimal]] = ({}, {})
     for name in ("penalty", "fee", "interest", "principal"):
-        value: Decimal = getattr(gross, name)
-        take = min(value, left)
-        parts[name] = value - take
-        left -= take
-    return Breakdown(
-        principal=parts["principal"],
-        interest=parts["interest"],
-        fee=parts["fee"],
-        penalty=parts["penalty"],
-        waived=gross.waived + Decimal(discount),
+        for side, part in enumerate((overdue, current)):
+            value: Decimal = getattr(part, name)
+            take = min(value, left)
+            after[side][name] = value - take
+            left -= take
+    o, c = after
+    return (
+        Breakdown(**o, waived=overdue.waived + overdue.total - sum(o.values(), ZERO)),
+        Breakdown(**c, waived=current.waived + current.total - sum(c.values(), ZERO)),
     )
 
 
