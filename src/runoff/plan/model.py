@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -402,6 +403,11 @@ class Plan(_Model):
     assumptions: Assumptions = Assumptions()
     evidence: frozenset[Evidence] = frozenset()
     closure_fee: Decimal = Field(default=Decimal(0), ge=0, description="a fee charged for closing; should be 0")
+
+    @field_serializer("evidence")
+    def _evidence_in_order(self, evidence: frozenset[Evidence]) -> list[str]:
+        # a set has no order: written plans (offers' plan.json) must be byte-stable across processes
+        return sorted(e.value for e in evidence)
 
     @model_validator(mode="before")
     @classmethod
