@@ -1,11 +1,14 @@
-"""Settings (pydantic-settings), read from ``RUNOFF_*`` variables and the workspace's runoff.toml.
+"""Settings (pydantic-settings): the one declared table of what runoff reads from ``RUNOFF_*`` variables.
 
-Built on demand by the composition root (``runoff.app.context``), never at import.
+Built on demand by the composition root (``runoff.app.context``) and the CLI, never at import;
+command-line flags (``--workspace``, ``--scheduler``) override them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +25,19 @@ class Settings(BaseSettings):
         description="ledger database URL (RUNOFF_DATABASE_URL); default: SQLite ledger.db in the workspace",
     )
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler address (RUNOFF_DASK_SCHEDULER)")
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the process environment, or from ``env`` alone when given (tests, subprocesses)."""
+        if env is None:
+            return cls()
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            value = env.get(f"{prefix}{name}".upper())
+            if value:
+                values[name] = value
+        return cls.model_validate(values)  # validation only: the process environment is not read
 
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL: ``database_url`` or the workspace's SQLite file."""

@@ -8,11 +8,11 @@ cluster code of its own. The function must be importable by the workers (a modul
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import import_module
 from typing import Any, TypeVar
 
+from runoff.config import Settings
 from runoff.errors import ConfigError
 
 P = TypeVar("P")
@@ -26,8 +26,7 @@ def scheduler_address(explicit: str | None = None, *, env: Mapping[str, str] | N
     """The Dask scheduler to use: ``--scheduler``, else ``RUNOFF_DASK_SCHEDULER``, else none (in-process)."""
     if explicit:
         return explicit
-    environ = os.environ if env is None else env
-    return environ.get(SCHEDULER_ENV) or None
+    return Settings.from_environ(env).dask_scheduler or None
 
 
 def run_partitions(

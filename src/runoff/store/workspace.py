@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from runoff.config import Settings
 from runoff.errors import ConfigError, NotFound
 from runoff.portfolio.schemas import TABLES
 
@@ -35,9 +36,9 @@ def locate_workspace(
     """The workspace folder: ``--workspace``, else ``RUNOFF_WORKSPACE``, else the current folder."""
     if explicit is not None and str(explicit) != "":
         return Path(explicit)
-    environ = os.environ if env is None else env
-    if environ.get("RUNOFF_WORKSPACE"):
-        return Path(environ["RUNOFF_WORKSPACE"])
+    settings = Settings.from_environ(env)
+    if "workspace" in settings.model_fields_set:
+        return settings.workspace
     return cwd if cwd is not None else Path.cwd()
 
 
