@@ -13,7 +13,9 @@ import polars as pl
 import pytest
 from sqlalchemy import select
 
+from runoff.app import alerts as alerts_module
 from runoff.app import assess
+from runoff.app.alerts import AlertStore
 from runoff.app.book import generate_book
 from runoff.errors import Conflict, InvalidInput, NotFound, RunoffError
 from runoff.portfolio.generator import BookConfig
@@ -145,7 +147,7 @@ def test_warn_records_alerts_once_and_refreshes_them_on_the_next_run(workspace):
     assert first.raised == ["any-arrears@2024-10"]
     again = assess.warn(workspace, as_of=date(2024, 11, 30), rules=rules, now=NOW)
     assert (again.raised, again.updated) == ([], ["any-arrears@2024-10"])
-    store = assess.AlertStore(workspace)
+    store = AlertStore(workspace)
     row = store.with_status("all").filter(pl.col("alert_id") == "any-arrears@2024-10").row(0, named=True)
     assert (row["first_seen_on"], row["last_seen_on"], row["raised_by"]) == (
         date(2024, 10, 31),
@@ -186,9 +188,9 @@ def fired(as_of: date, value: float = 0.09) -> Alert:
 
 
 @pytest.fixture
-def alerts(ledger, tmp_path) -> assess.AlertStore:
+def alerts(ledger, tmp_path) -> AlertStore:
     """Alerts in the test ledger (SQLite or PostgreSQL) of an empty workspace."""
-    return assess.AlertStore(Workspace.init(tmp_path / "alerts"), context=ledger)
+    return AlertStore(Workspace.init(tmp_path / "alerts"), context=ledger)
 
 
 def audit_trail(ledger, alert_id: str = ALERT_ID) -> list[tuple[str, str, datetime]]:
@@ -294,18 +296,18 @@ def test_alerts_the_workspace_kept_in_parquet_move_into_the_ledger_once(ledger, 
     ws = Workspace.init(tmp_path / "before-the-ledger")
     table, _, _ = record_alerts(empty_alerts(), [fired(FEB)], at=NOW, actor="runoff warn")
     table = change_alert_status(table, ALERT_ID, "acknowledged", by="li.wei", at=NOW + timedelta(hours=1))
-    ws.write_frame(assess.LEGACY_ALERTS_FILE, table)
-    store = assess.AlertStore(ws, context=ledger)
+    ws.write_frame(alerts_module.LEGACY_ALERTS_FILE, table)
+    store = AlertStore(ws, context=ledger)
     assert store.all().equals(table)
-    assert not (ws.data_dir / assess.LEGACY_ALERTS_FILE).exists()
-    assert (ws.data_dir / f"{assess.LEGACY_ALERTS_FILE}.imported").is_file()
+    assert not (ws.data_dir / alerts_module.LEGACY_ALERTS_FILE).exists()
+    assert (ws.data_dir / f"{alerts_module.LEGACY_ALERTS_FILE}.imported").is_file()
     assert store.all().equals(table)
     assert [a for a, _, _ in audit_trail(ledger)] == ["alert.imported"]
 
 
 def test_warn_records_its_alerts_in_the_ledger_it_is_given(workspace, ledger):
     rules = WarningRules(rules=(ThresholdRule(id="any-arrears", indicator="m1plus_balance_rate", threshold=0.0),))
-    store = assess.AlertStore(workspace, context=ledger)
+    store = AlertStore(workspace, context=ledger)
     result = assess.warn(workspace, as_of=date(2024, 10, 31), rules=rules, now=NOW, alerts=store)
     assert result.raised == ["any-arrears@2024-10"]
     assert result.open_alerts.get_column("alert_id").to_list() == ["any-arrears@2024-10"]

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runoff.app import assess, clock
+from runoff.app.alerts import AlertStore
 from runoff.cli.output import JsonOption, emit, err_console
 from runoff.errors import InvalidInput
 from runoff.risk.delinquency import SEGMENTS, TOTAL
@@ -358,7 +359,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """The alerts with a status."""
-        table = assess.AlertStore(_workspace(workspace_dir)).with_status(status)
+        table = AlertStore(_workspace(workspace_dir)).with_status(status)
         emit(
             {"status": status, "alerts": _records(table)},
             as_json=as_json,
@@ -372,7 +373,7 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
 
     def _move(alert_id: str, to: str, by: str, note: str | None, workspace_dir: Path | None, as_json: bool) -> None:
-        row = assess.AlertStore(_workspace(workspace_dir)).change(alert_id, to, by=by, at=clock.now(), note=note)
+        row = AlertStore(_workspace(workspace_dir)).change(alert_id, to, by=by, at=clock.now(), note=note)
         emit(row, as_json=as_json, render=lambda c: c.print(f"alert {alert_id} is {row['status']} (by {by})"))
 
     @alerts.command("ack")
