@@ -260,6 +260,17 @@ def _id_list(column: Any, dialect: str) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
+def _keyed_by(query: Any, column: Any, dialect: str) -> Any:
+    """``query`` restricted to rows whose ``column`` is in ``:ids``. On PostgreSQL a join on ``unnest(:ids)``:
+    ``column = ANY(:ids)`` on a table whose statistics lag (a growing payments table) is planned as a scan that
+    compares every row with every id, while the join is planned as a hash or index lookup."""
+    if dialect != "postgresql":
+        return query.where(column.in_(bindparam("ids", expanding=True)))
+    element = String() if isinstance(column.type, String) else column.type
+    keys = func.unnest(bindparam("ids", type_=ARRAY(element))).table_valued("key").render_derived()
+    return query.join(keys, column == keys.c.key)
+
+
 def _chunks(items: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -609,16 +620,15 @@ def _q_installments(dialect: str) -> Any:
 @cache
 def _q_dated(dialect: str) -> Any:
     a = allocations
-    return (
-        select(a.c.loan_id, a.c.schedule_version, a.c.installment_number, a.c.value_date, a.c.component, a.c.amount_fen)
-        .where(_id_list(a.c.loan_id, dialect), a.c.reversed.is_(False), a.c.installment_number.is_not(None))
-        .order_by(a.c.id)
-    )
+    query = select(
+        a.c.loan_id, a.c.schedule_version, a.c.installment_number, a.c.value_date, a.c.component, a.c.amount_fen
+    ).where(a.c.reversed.is_(False), a.c.installment_number.is_not(None))
+    return _keyed_by(query, a.c.loan_id, dialect).order_by(a.c.id)
 
 
 @cache
 def _q_payments_by_keys(dialect: str) -> Any:
-    return select(*_columns(payments, PaymentRecord)).where(_id_list(payments.c.idempotency_key, dialect))
+    return _keyed_by(select(*_columns(payments, PaymentRecord)), payments.c.idempotency_key, dialect)
 
 
 @cache
