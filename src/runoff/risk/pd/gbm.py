@@ -18,10 +18,9 @@ import numpy.typing as npt
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from runoff.risk.pd import ModelInputError
+from runoff.risk.pd import ModelInputError, binary_training_data
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -151,23 +150,7 @@ class GradientBoostedPD(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         import lightgbm as lgb  # heavy import: only when fitting
 
         self._check_params()
-        try:
-            X_arr, y_arr = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", y_numeric=False)
-        except ValueError as exc:
-            raise ModelInputError(f"training data: {exc}") from exc
-        check_classification_targets(y_arr)
-        self.classes_ = np.unique(y_arr)
-        if self.classes_.size != 2:
-            raise ModelInputError(
-                f"`target`: {self.classes_.size} class(es) {self.classes_.tolist()[:5]} found; expected exactly two "
-                "(good and bad). Only binary classification is supported."
-            )
-        y01 = (y_arr == self.classes_[1]).astype(np.float64)
-        names = (
-            [str(n) for n in self.feature_names_in_]
-            if hasattr(self, "feature_names_in_")
-            else [f"x{j}" for j in range(X_arr.shape[1])]
-        )
+        X_arr, y01, names = binary_training_data(self, X, y)
         all_missing = [names[j] for j in range(X_arr.shape[1]) if np.isnan(X_arr[:, j]).all()]
         if all_missing:
             raise ModelInputError(
