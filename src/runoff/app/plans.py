@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 from sqlalchemy import select
 
 from runoff.app.context import AppContext
@@ -36,6 +35,7 @@ from runoff.app.loans import Arrears, ScheduleChange, apply_schedule
 from runoff.compliance.engine import check_offer, require_allowed
 from runoff.compliance.findings import Finding
 from runoff.compliance.selection import RuleBook
+from runoff.documents import yaml_data
 from runoff.errors import Conflict, InvalidInput, NotFound
 from runoff.money import ZERO
 from runoff.plan.checks import (
@@ -81,13 +81,7 @@ def read_plan(path: Path | str) -> Plan:
         raise PlanInvalid(
             f"`plan`: cannot read {file}: {exc.strerror}; expected a plan YAML file", field="plan"
         ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PlanInvalid(f"{file}: not valid YAML{line}", field="plan") from None
-    return parse_plan(data, source=str(file))
+    return parse_plan(yaml_data(text, source=str(file), error=PlanInvalid, field="plan"), source=str(file))
 
 
 def workspace_products(workspace: Workspace) -> list[Product]:

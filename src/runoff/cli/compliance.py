@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -23,6 +22,7 @@ from runoff.compliance.retention import retention_floors
 from runoff.compliance.rules import Rule, parse_jurisdiction, shipped_packs
 from runoff.compliance.selection import binds_profile
 from runoff.compliance.taxonomy import Severity
+from runoff.documents import yaml_data
 from runoff.errors import InvalidInput, RunoffError
 
 _SEVERITY_STYLE = {"block": "red", "warn": "yellow", "info": "cyan"}
@@ -34,13 +34,7 @@ def load_profile(path: Path) -> LenderProfile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"`--profile`: cannot read {path}: {exc.strerror}", field="profile") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ProfileInvalid(f"{path}: not valid YAML{line}", field="profile") from None
-    return parse_profile(data, source=str(path))
+    return parse_profile(yaml_data(text, source=str(path), error=ProfileInvalid, field="profile"), source=str(path))
 
 
 def _read_csv(path: Path, option: str) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
 from runoff.cli.output import JsonOption, emit
+from runoff.documents import yaml_data
 from runoff.errors import NotFound, ProductInvalid, RunoffError
 from runoff.servicing.apr import apr_of_schedule
 from runoff.servicing.product import Product, parse_product
@@ -29,14 +29,10 @@ def read_product_data(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise NotFound(f"`FILE`: {path} does not exist or is not a file; expected a product YAML file", field="FILE")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ProductInvalid(f"{path}: not UTF-8 text; expected a product YAML file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise ProductInvalid(f"{path}: not valid YAML{where}: {problem}") from None
+    data = yaml_data(text, source=str(path), error=ProductInvalid)
     if not isinstance(data, dict):
         raise ProductInvalid(f"{path}: expected a mapping of product fields, got {type(data).__name__}")
     return data

@@ -20,7 +20,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runoff.compliance.checks import (
@@ -42,6 +41,7 @@ from runoff.compliance.taxonomy import (
     jurisdiction_of_region,
     region_matches,
 )
+from runoff.documents import yaml_data
 from runoff.errors import InvalidInput, describe_validation_error
 
 __all__ = [
@@ -230,13 +230,7 @@ def load_pack(jurisdiction: Jurisdiction | str) -> RulePack:
 
 def parse_pack_text(text: str, *, source: str = "rule pack") -> RulePack:
     """Parse YAML text as a :class:`RulePack`; a YAML syntax error names the line."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise RulePackInvalid(f"{source}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    return parse_pack(data, source=source)
+    return parse_pack(yaml_data(text, source=source, error=RulePackInvalid), source=source)
 
 
 def shipped_packs() -> tuple[RulePack, ...]:

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runoff.documents import yaml_data
 from runoff.errors import InvalidInput, describe_validation_error, field_of_validation_error
 
 FloatArray = npt.NDArray[np.float64]
@@ -143,13 +143,7 @@ def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
 
 def load_scenario(text: str, *, source: str = "scenario") -> Scenario:
     """Parse a scenario YAML file's text."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidInput(f"{source}: not valid YAML{where}", code="stress.scenario_invalid") from None
-    return parse_scenario(data, source=source)
+    return parse_scenario(yaml_data(text, source=source, code="stress.scenario_invalid"), source=source)
 
 
 def annuity_factor(annual_rate: FloatArray, periods: FloatArray) -> FloatArray:

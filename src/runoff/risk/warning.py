@@ -27,9 +27,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from runoff.documents import yaml_data
 from runoff.errors import InvalidInput, describe_validation_error, field_of_validation_error
 from runoff.risk.delinquency import ALL, SEGMENTS, TOTAL
 
@@ -503,13 +503,7 @@ def parse_warning_rules(data: Any, *, source: str = "warning rules") -> WarningR
 
 def load_warning_rules(text: str, *, source: str = "warning rules") -> WarningRules:
     """Parse a YAML rule file's text into :class:`WarningRules`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidInput(f"{source}: not valid YAML{where}", code="warning.rules_invalid") from None
-    return parse_warning_rules(data, source=source)
+    return parse_warning_rules(yaml_data(text, source=source, code="warning.rules_invalid"), source=source)
 
 
 def default_warning_rules() -> WarningRules:
