@@ -666,7 +666,8 @@ def _installment_updates(state: _LoanState) -> list[dict[str, Any]]:
     for inst in state.position.installments:
         number = inst.number
         row = state.rows[number]
-        if inst == state.initial[number] and number not in state.settled_on:
+        initial = state.initial[number]
+        if (inst is initial or inst == initial) and number not in state.settled_on:
             continue
         w = {c: row_waived + state.waived.get((number, c), 0) for c, row_waived in _row_waived(row).items()}
         out.append(

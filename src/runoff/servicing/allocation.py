@@ -146,6 +146,8 @@ def apply_allocation(position: LoanPosition, allocation: Allocation) -> LoanPosi
         cut[line.number].append(line)
     installments = tuple(
         _post(inst, paid.get(inst.number, ()), cut.get(inst.number, ()), allocation.paid_on)
+        if inst.number in paid or inst.number in cut
+        else inst
         for inst in position.installments
     )
     credit = position.credit_balance + allocation.credited
@@ -250,8 +252,12 @@ def _post(
     cut = tuple(cut)
     if not paid and not cut:
         return inst
-    by = {c: sum((line.amount for line in paid if line.component is c), ZERO) for c in Component}
-    less = {c: sum((line.amount for line in cut if line.component is c), ZERO) for c in Component}
+    by = dict.fromkeys(Component, ZERO)
+    for line in paid:
+        by[line.component] += line.amount
+    less = dict.fromkeys(Component, ZERO)
+    for line in cut:
+        less[line.component] += line.amount
     for component in Component:
         if by[component] > max(inst.outstanding(component), ZERO) - less[component]:
             raise InvalidInput(
