@@ -28,7 +28,7 @@ is flagged (``loans.repost_from``) for the repost that re-allocates and re-accru
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -166,18 +166,23 @@ def post_payments(
     actor: str,
     uow: UnitOfWork,
     chunk_size: int = DEFAULT_CHUNK,
+    progress: Callable[[int], None] | None = None,
 ) -> list[PaymentOutcome]:
     """Post a batch: one transaction per ``chunk_size`` requests, set-based; one outcome per request, in order.
 
     A refused request (bad amount, unknown loan, key conflict, ...) gets its error and writes
     nothing; the others in its chunk post. Idempotency is the same as :func:`post_payment`,
-    including keys repeated inside the batch.
+    including keys repeated inside the batch. ``progress`` is called with the number of requests
+    of each chunk once that chunk is committed.
     """
     if chunk_size < 1:
         raise InvalidInput(f"`chunk_size`: {chunk_size} is not allowed; expected 1 or more", field="chunk_size")
     outcomes: list[PaymentOutcome] = []
     for start in range(0, len(batch), chunk_size):
-        outcomes.extend(_post_with_retry(batch[start : start + chunk_size], actor=actor, uow=uow))
+        chunk = batch[start : start + chunk_size]
+        outcomes.extend(_post_with_retry(chunk, actor=actor, uow=uow))
+        if progress is not None:
+            progress(len(chunk))
     return outcomes
 
 
