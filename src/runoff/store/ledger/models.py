@@ -87,6 +87,13 @@ class PaymentStatus(StrEnum):
     REVERSED = "reversed"
 
 
+class PaymentKind(StrEnum):
+    """What money a ``payments`` row records."""
+
+    PAYMENT = "payment"  # 还款: on an open loan, allocated and booked to the receivables
+    RECOVERY = "recovery"  # 核销后回收: on a charged-off loan, booked to recoveries (migration 0004)
+
+
 class AllocationSource(StrEnum):
     """What funded an allocation."""
 
@@ -311,9 +318,39 @@ payments = Table(
     _fen("penalty_charged_fen"),  # penalty accrued to the value date when it was posted
     _at("reversed_at", nullable=True),
     Column("reversal_reason", String(200)),
+    Column("kind", String(16), nullable=False, server_default=PaymentKind.PAYMENT.value),
+    Column("reversal_key", Key(128)),  # idempotency key of the reversal (冲正) that reversed it
     CheckConstraint("amount_fen > 0", name="amount_positive"),
     CheckConstraint("status IN ('posted', 'reversed')", name="status"),
+    CheckConstraint("kind IN ('payment', 'recovery')", name="kind"),
     Index("ix_payments_loan_id_value_date", "loan_id", "value_date"),
+    Index("ix_payments_reversal_key", "reversal_key", unique=True),
+)
+
+charge_offs = Table(
+    "charge_offs",
+    metadata,
+    # One row per loan charged off (核销, migration 0004): what was written off from the books and what the
+    # customer still owes by contract (账销案存: the claim stays when the balance leaves the books).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("loan_id", Key(64), ForeignKey("loans.id"), nullable=False, unique=True),
+    Column("idempotency_key", Key(128), nullable=False, unique=True),
+    Column("as_of", Date, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("schedule_version", Integer, nullable=False),
+    Column("dpd", Integer, nullable=False),  # days past due as of the charge-off date
+    _fen("principal_fen"),  # booked principal written off (Cr loans_receivable)
+    _fen("penalty_fen"),  # booked penalty written off (Cr penalty_receivable)
+    _fen("interest_fen"),  # contractual interest still owed: never booked, so nothing to write off
+    _fen("fee_fen"),  # contractual fee still owed, likewise
+    _fen("penalty_charged_fen"),  # penalty brought to the charge-off date by the charge-off itself
+    Column("entry_id", BigInteger),  # the write_off journal entry (NULL when nothing booked was left)
+    Column("actor", String(128), nullable=False),
+    _at("charged_off_at"),
+    CheckConstraint(
+        "principal_fen >= 0 AND penalty_fen >= 0 AND interest_fen >= 0 AND fee_fen >= 0", name="non_negative"
+    ),
+    Index("ix_charge_offs_as_of", "as_of"),
 )
 
 allocations = Table(
@@ -418,6 +455,7 @@ TABLES_IN_LOAD_ORDER = (
     schedule_versions,
     installments,
     payments,
+    charge_offs,
     allocations,
     ledger_closes,
     journal_entries,
