@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from runoff.app.context import AppContext, build_context, unreachable
 from runoff.app.ledger_check import trial_balance, verify_ledger
 from runoff.app.loans import LoanView, open_loan, show_loan
-from runoff.app.payments import post_payment
+from runoff.app.payments import DEFAULT_CHUNK, post_payment
 from runoff.cli.output import JsonOption, emit
 from runoff.config import Settings
 from runoff.errors import InvalidInput
@@ -330,15 +330,68 @@ def register(app: typer.Typer) -> None:
 
     @app.command("pay")
     def pay(
-        loan: str = typer.Option(..., "--loan", help="Loan id.", show_default=False),
-        amount: str = typer.Option(..., "--amount", help="Amount received, e.g. 1050.00.", show_default=False),
-        on: str = typer.Option(..., "--date", help="Value date (起息日), YYYY-MM-DD.", show_default=False),
-        key: str = typer.Option(..., "--key", help="Idempotency key: the same key posts once.", show_default=False),
+        command: typer.Context,
+        loan: str | None = typer.Option(None, "--loan", help="Loan id (one payment).", show_default=False),
+        amount: str | None = typer.Option(
+            None, "--amount", help="Amount received, e.g. 1050.00 (one payment).", show_default=False
+        ),
+        on: str | None = typer.Option(
+            None, "--date", help="Value date (起息日), YYYY-MM-DD (one payment).", show_default=False
+        ),
+        key: str | None = typer.Option(
+            None, "--key", help="Idempotency key: the same key posts once (one payment).", show_default=False
+        ),
+        file: Path | None = typer.Option(
+            None,
+            "--file",
+            help="Payment file to post: CSV or Parquet with columns loan_id, amount, value_date, idempotency_key.",
+            show_default=False,
+        ),
+        chunk: int = typer.Option(DEFAULT_CHUNK, "--chunk", min=1, help="With --file: rows per transaction."),
+        refusals: Path | None = typer.Option(
+            None,
+            "--refusals",
+            help="With --file: CSV for the refused rows (default: <file stem>.refused.csv beside the file; "
+            "written only when a row is refused).",
+            show_default=False,
+        ),
         workspace: Path | None = WorkspaceOption,
         actor: str | None = ActorOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Post a payment (还款): allocated, journaled and audited atomically; the same --key posts once."""
+        """Post a payment (还款), or every row of a payment file (批量还款入账) with --file.
+
+        One payment: --loan, --amount, --date and --key; allocated, journaled and audited atomically; the
+        same --key posts once.
+
+        A file (--file): each row is posted, replayed (its key was posted before) or refused with its row
+        number and reason, in chunks of --chunk rows, one transaction each; refused rows are written to the
+        --refusals CSV. Exit code 0 when every row was posted or replayed, 1 when some row was refused, 2
+        when the file or the options cannot be used (nothing posted).
+        """
+        single = {"--loan": loan, "--amount": amount, "--date": on, "--key": key}
+        either = "expected either --file PATH or all of --loan, --amount, --date and --key"
+        if file is not None:
+            mixed = [name for name, value in single.items() if value is not None]
+            if mixed:
+                raise InvalidInput(f"`pay`: --file cannot be combined with {', '.join(mixed)}; {either}", field="file")
+            _pay_file(file, chunk=chunk, refusals=refusals, workspace=workspace, actor=actor, as_json=as_json)
+            return
+        file_only = [
+            flag
+            for flag, name in (("--chunk", "chunk"), ("--refusals", "refusals"))
+            if (source := command.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+        ]
+        if file_only:
+            verb = "applies" if len(file_only) == 1 else "apply"
+            raise InvalidInput(f"`pay`: {' and '.join(file_only)} {verb} to --file only; {either}", field="file")
+        missing = [name for name, value in single.items() if value is None]
+        if missing:
+            raise InvalidInput(
+                f"`pay`: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; {either}",
+                field=missing[0].removeprefix("--"),
+            )
+        assert loan is not None and amount is not None and on is not None and key is not None
         value = parse_amount(amount, field="amount")
         value_date = parse_date(on, field="date")
         with ledger_context(workspace) as ctx:
@@ -365,6 +418,26 @@ def register(app: typer.Typer) -> None:
             )
 
         emit(result.to_dict(), as_json=as_json, render=render)
+
+    def _pay_file(
+        file: Path, *, chunk: int, refusals: Path | None, workspace: Path | None, actor: str | None, as_json: bool
+    ) -> None:
+        """``runoff pay --file``: post the file, show the summary, exit 1 when a row was refused."""
+        from runoff.app.payment_file import post_payment_file
+        from runoff.cli.payment_file import REFUSED_EXIT_CODE, file_progress, render_file_result
+
+        with ledger_context(workspace) as ctx, file_progress(quiet=as_json) as progress:
+            result = post_payment_file(
+                file,
+                actor=actor_name(actor),
+                uow=ctx.uow(),
+                chunk_size=chunk,
+                refusals_path=refusals,
+                progress=progress,
+            )
+        emit(result.to_dict(), as_json=as_json, render=lambda c: render_file_result(result, c))
+        if result.refused:
+            raise typer.Exit(code=REFUSED_EXIT_CODE)
 
     app.add_typer(ledger_group, name="ledger")
     app.add_typer(loan_group, name="loan")
