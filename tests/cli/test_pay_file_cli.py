@@ -185,3 +185,24 @@ def test_a_file_without_a_column_is_one_error_naming_the_columns_and_nothing_is_
     assert code == 2 and "no such file" in err
     code, out, _ = loans("ledger", "balance", "--json")
     assert json.loads(out)["balances"]["interest_income"] == "0.00"
+
+
+def _docs_csv_blocks() -> list[str]:
+    """The CSV blocks of docs/ledger.md's section on payment files: the file with mistakes, then its report."""
+    text = (ROOT / "docs" / "ledger.md").read_text(encoding="utf-8")
+    section = text[text.index("## Payment files") :]
+    section = section[: section.index("\n## ")]
+    return [block.split("```", 1)[0] for block in section.split("```csv\n")[1:]]
+
+
+def test_the_docs_example_of_a_file_with_mistakes_is_what_runoff_does(loans, tmp_path):
+    code, out, err = loans("pay", "--file", str(EXAMPLE), "--json")
+    assert code == 0, out + err
+    bad, report = _docs_csv_blocks()
+    path = tmp_path / "2024-03-01.csv"
+    path.write_text(bad, encoding="utf-8")
+    code, out, err = loans("pay", "--file", str(path), "--json")
+    assert code == 1, out + err
+    data = json.loads(out)
+    assert (data["read"], data["posted"], data["refused"]) == (5, 1, 4)
+    assert (tmp_path / "2024-03-01.refused.csv").read_text(encoding="utf-8") == report
