@@ -20,17 +20,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from runoff.app.charge_offs import (
-    contractual_debt,
-    post_recovery,
-    write_off,
-    write_off_due,
-    write_off_key,
-)
+from runoff.app.charge_offs import write_off, write_off_due, write_off_key
 from runoff.app.close_day import close_day
 from runoff.app.ledger_check import trial_balance, verify_ledger
 from runoff.app.loans import open_loan, read_position
 from runoff.app.payments import post_payment
+from runoff.app.recoveries import contractual_debt, post_recovery
 from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from runoff.servicing.product import Component
 from runoff.store.ledger.models import (
