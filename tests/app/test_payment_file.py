@@ -381,3 +381,23 @@ def test_a_ledger_that_fails_part_way_says_what_was_committed_and_that_posting_a
             post_payment_file(path, actor="ops", uow=UnitOfWork(engine, clock=fixed_clock))
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("body", "read", "refused_rows"),
+    [
+        ("L1,110.00,2024-02-15,k1\n\n\n", 1, []),
+        ("L1,110.00,2024-02-15,k1\r\n,,,\r\n  ,\r\n", 1, []),
+        ("\nL1,110.00,2024-02-15,k1\n", 2, [1]),
+        ("L1,110.00,2024-02-15,k1\n,,,\nL1,110.00,2024-02-15,k2\n\n", 3, [2]),
+    ],
+    ids=["trailing-newlines", "trailing-empty-fields-crlf", "leading-blank-line", "blank-line-inside"],
+)
+def test_blank_lines_after_the_last_row_are_the_files_end_and_others_are_refused(tmp_path, body, read, refused_rows):
+    path = tmp_path / "f.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + body, encoding="utf-8", newline="")
+    frame, _ = read_payment_file(path)
+    parsed = parse_rows(frame)
+    assert parsed.read == read
+    assert [r.row for r in parsed.refusals] == refused_rows
+    assert all(r.message == "blank row: every field is empty" for r in parsed.refusals)

@@ -20,10 +20,11 @@ string or decimal column, never a float or integer one, whose unit could be fen)
 here, with surrounding spaces trimmed: the amount with :func:`runoff.money.parse_amount` (Decimal,
 exact), the date as ``YYYY-MM-DD`` only. A row with an empty or unparsable field is *refused*
 with its row number (1 for the first row under the header) and every reason, and nothing is posted
-for it. The other rows go, in file order, through :func:`runoff.app.payments.post_payments` (one
-transaction per chunk, idempotent per key), which posts each, replays it (its key was posted before
-with the same loan, amount and date, or earlier in the file) or refuses it (unknown or closed loan,
-key reused for another payment, date before the loan's start, ...).
+for it; blank lines after the last row are the file's end, not rows. The other rows go, in file
+order, through :func:`runoff.app.payments.post_payments` (one transaction per chunk, idempotent per
+key), which posts each, replays it (its key was posted before with the same loan, amount and date,
+or earlier in the file) or refuses it (unknown or closed loan, key reused for another payment, date
+before the loan's start, ...).
 
 So every row read ends up in exactly one place: ``read = posted + replayed + refused``, checked before
 the result is returned. The refused rows are written to a CSV (default ``<file stem>.refused.csv``
@@ -299,11 +300,18 @@ def _parquet_as_text(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def parse_rows(frame: pl.DataFrame) -> ParsedRows:
-    """Parse each row of ``frame`` (the four columns as text) into a request, or a refusal with every reason."""
+    """Parse each row of ``frame`` (the four columns as text) into a request, or a refusal with every reason.
+
+    Blank rows after the last row with a value are the file's end (an editor's trailing newline), not
+    rows; a blank row before it is read and refused, since it may be a line the processor garbled.
+    """
     requests: list[tuple[int, PaymentRequest]] = []
     refusals: list[Refusal] = []
     raw: dict[int, tuple[str | None, ...]] = {}
-    for row, cells in enumerate(frame.select(COLUMNS).iter_rows(), start=1):
+    rows = frame.select(COLUMNS).rows()
+    while rows and all(c is None or not c.strip() for c in rows[-1]):
+        rows.pop()
+    for row, cells in enumerate(rows, start=1):
         loan_id, amount, value_date, key = (c.strip() if c is not None else "" for c in cells)
         problems: list[InvalidInput] = []
         parsed_amount: Decimal | None = None
@@ -335,7 +343,7 @@ def parse_rows(frame: pl.DataFrame) -> ParsedRows:
         assert parsed_amount is not None and parsed_date is not None
         requests.append((row, PaymentRequest(loan_id, parsed_amount, parsed_date, key)))
         raw[row] = cells
-    return ParsedRows(read=frame.height, requests=tuple(requests), refusals=tuple(refusals), raw=raw)
+    return ParsedRows(read=len(rows), requests=tuple(requests), refusals=tuple(refusals), raw=raw)
 
 
 def _amount(text: str, problems: list[InvalidInput]) -> Decimal | None:
