@@ -308,11 +308,11 @@ def parse_rows(frame: pl.DataFrame) -> ParsedRows:
     requests: list[tuple[int, PaymentRequest]] = []
     refusals: list[Refusal] = []
     raw: dict[int, tuple[str | None, ...]] = {}
-    rows = frame.select(COLUMNS).rows()
-    while rows and all(c is None or not c.strip() for c in rows[-1]):
-        rows.pop()
-    for row, cells in enumerate(rows, start=1):
-        loan_id, amount, value_date, key = (c.strip() if c is not None else "" for c in cells)
+    trimmed = frame.select(pl.col(c).str.strip_chars().fill_null("") for c in COLUMNS).rows()
+    while trimmed and not any(trimmed[-1]):
+        trimmed.pop()
+    rows = frame.select(COLUMNS).head(len(trimmed)).rows()
+    for row, (cells, (loan_id, amount, value_date, key)) in enumerate(zip(rows, trimmed, strict=True), start=1):
         problems: list[InvalidInput] = []
         parsed_amount: Decimal | None = None
         parsed_date: date | None = None
