@@ -6,13 +6,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, insert, select, text, update
 
 from runoff.app.ledger_check import CHECKS, verify_ledger
 from runoff.app.loans import open_loan
 from runoff.app.payments import post_payment
 from runoff.store.ledger.models import (
     allocations,
+    charge_offs,
     customers,
     installments,
     journal_entries,
@@ -134,3 +135,160 @@ def test_limit_keeps_the_count_but_lists_fewer(book):
     report = verify_ledger(uow=book.uow(write=False), limit=1)
     assert report.counts["schedule_principal"] == 2
     assert sum(1 for f in report.findings if f.check == "schedule_principal") == 1
+
+
+# --- charge-offs, recoveries and reversals ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def adjusted_book(book):
+    """The book, plus: L2 charged off with two recoveries (one reversed), L3 with a payment reversed (loan reopened)."""
+    from runoff.app.charge_offs import write_off
+    from runoff.app.recoveries import post_recovery
+    from runoff.app.reversals import reverse_payment
+
+    def uow():
+        return book.uow()
+
+    write_off("L2", as_of=date(2024, 9, 1), reason="180+", idempotency_key="w-L2", actor="t", uow=uow())
+    r1 = post_recovery("L2", "300.00", value_date=date(2024, 9, 5), idempotency_key="r1", actor="t", uow=uow())
+    post_recovery("L2", "50.00", value_date=date(2024, 9, 6), idempotency_key="r2", actor="t", uow=uow())
+    reverse_payment(r1.payment_id, reason="bounced", idempotency_key="x-r1", actor="t", uow=uow())
+    open_loan(
+        product=_product(),
+        principal="600.00",
+        term=3,
+        start_date=date(2024, 1, 15),
+        actor="t",
+        uow=uow(),
+        loan_id="L3",
+        customer_id="C1",
+    )
+    payments_l3 = [
+        post_payment("L3", Decimal(a), value_date=d, idempotency_key=k, actor="t", uow=uow())
+        for a, d, k in (("206.03", date(2024, 2, 15), "l3-1"), ("206.03", date(2024, 3, 20), "l3-2"))
+    ]
+    reverse_payment(payments_l3[0].payment_id, reason="wrong loan", idempotency_key="x-l3", actor="t", uow=uow())
+    return book
+
+
+def _product():
+    from runoff.servicing.product import parse_product
+
+    return parse_product(
+        {"id": "ei-18", "method": "equal-installment", "annual_rate": "0.18", "terms": [3, 6, 12]}, source="test"
+    )
+
+
+def test_charge_offs_recoveries_and_reversals_verify_clean(adjusted_book):
+    report = verify_ledger(uow=adjusted_book.uow(write=False))
+    assert report.ok, report.findings_as_dicts()
+    assert report.counts["charge_off_booked"] == report.counts["reversed_payment_nets_to_zero"] == 0
+
+
+def _reversal_entry_id(ctx) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.execute(text("SELECT MIN(id) FROM journal_entries WHERE kind = 'reversal'")).scalar_one()
+
+
+def _reversed_payment_id(ctx) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.execute(text("SELECT MIN(id) FROM payments WHERE status = 'reversed'")).scalar_one()
+
+
+ADJUSTMENT_TAMPERING = {
+    "charge_off_booked-amount": (
+        "charge_off_booked",
+        lambda ctx: [update(charge_offs).values(principal_fen=charge_offs.c.principal_fen + 1)],
+    ),
+    "charge_off_booked-status": (
+        "charge_off_booked",
+        lambda ctx: [update(loans).where(loans.c.id == "L2").values(status="closed")],
+    ),
+    "charge_off_booked-receivable-left": (
+        "charge_off_booked",
+        lambda ctx: [
+            update(journal_lines)
+            .where(journal_lines.c.loan_id == "L2", journal_lines.c.account == "loans_receivable")
+            .where(journal_lines.c.credit_fen > 0)
+            .values(credit_fen=journal_lines.c.credit_fen - 1)
+        ],
+    ),
+    "charge_off_booked-no-charge-off": ("charge_off_booked", lambda ctx: [delete(charge_offs)]),
+    "recoveries_match-amount": (
+        "recoveries_match",
+        lambda ctx: [
+            update(payments)
+            .where(payments.c.kind == "recovery", payments.c.status == "posted")
+            .values(amount_fen=payments.c.amount_fen + 1)
+        ],
+    ),
+    "recoveries_match-open-loan": (
+        "recoveries_match",
+        lambda ctx: [update(payments).where(payments.c.loan_id == "L1").values(kind="recovery")],
+    ),
+    "reversal_mirrors_entry-lines": (
+        "reversal_mirrors_entry",
+        lambda ctx: [
+            update(journal_lines)
+            .where(journal_lines.c.entry_id == _reversal_entry_id(ctx))
+            .values(debit_fen=journal_lines.c.debit_fen * 2, credit_fen=journal_lines.c.credit_fen * 2)
+        ],
+    ),
+    "reversal_mirrors_entry-date": (
+        "reversal_mirrors_entry",
+        lambda ctx: [
+            update(journal_entries)
+            .where(journal_entries.c.id == _reversal_entry_id(ctx))
+            .values(value_date=date(2030, 1, 1)),
+            update(journal_lines)
+            .where(journal_lines.c.entry_id == _reversal_entry_id(ctx))
+            .values(value_date=date(2030, 1, 1)),
+        ],
+    ),
+    "reversed_payment_nets_to_zero-allocations": (
+        "reversed_payment_nets_to_zero",
+        lambda ctx: [
+            update(allocations).where(allocations.c.payment_id == _reversed_payment_id(ctx)).values(reversed=False)
+        ],
+    ),
+    "reversed_payment_nets_to_zero-journal": (
+        "reversed_payment_nets_to_zero",
+        lambda ctx: [
+            delete(journal_lines).where(journal_lines.c.entry_id == _reversal_entry_id(ctx)),
+            delete(journal_entries).where(journal_entries.c.id == _reversal_entry_id(ctx)),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADJUSTMENT_TAMPERING), ids=sorted(ADJUSTMENT_TAMPERING))
+def test_each_broken_adjustment_invariant_is_found_and_named(adjusted_book, case):
+    check, statements = ADJUSTMENT_TAMPERING[case]
+    _tamper(adjusted_book, *statements(adjusted_book))
+    report = verify_ledger(uow=adjusted_book.uow(write=False))
+    assert report.counts[check] >= 1, report.counts
+    assert any(f.check == check for f in report.findings)
+
+
+def test_an_entry_reversed_twice_is_found(adjusted_book):
+    """A second, balanced mirror of an entry already reversed: the journal balances, but the loss is taken back twice."""
+    reversal = _reversal_entry_id(adjusted_book)
+    with adjusted_book.engine.connect() as conn:
+        head = conn.execute(select(journal_entries).where(journal_entries.c.id == reversal)).mappings().one()
+        lines = conn.execute(select(journal_lines).where(journal_lines.c.entry_id == reversal)).mappings().all()
+    copy = 900000
+    _tamper(
+        adjusted_book,
+        insert(journal_entries).values({**head, "id": copy}),
+        *[insert(journal_lines).values({**line, "id": copy + k, "entry_id": copy}) for k, line in enumerate(lines)],
+    )
+    report = verify_ledger(uow=adjusted_book.uow(write=False))
+    assert any(f.check == "reversal_mirrors_entry" and "reversed 2 times" in f.message for f in report.findings)
+
+
+def test_a_bulk_loaded_charged_off_loan_without_a_charge_off_is_still_left_alone(book):
+    """A loan that arrives charged-off (bulk load) has no charge-off record and no write-off entry: nothing to check."""
+    _tamper(book, update(loans).where(loans.c.id == "L2").values(status="charged-off"))
+    report = verify_ledger(uow=book.uow(write=False))
+    assert report.ok, report.findings_as_dicts()

@@ -41,6 +41,13 @@ CHECKS: dict[str, str] = {
     "entry_balanced": "every journal entry has lines and its debits equal its credits",
     "line_matches_entry": "each journal line carries its entry's loan and value date",
     "orphan_rows": "no installments, schedule versions, payments, allocations or journal lines without their parent",
+    "charge_off_booked": "a loan charged off by runoff is charged-off, holds nothing in loans_receivable and "
+    "penalty_receivable, and write_offs holds what its charge-off recorded; no write-offs without a charge-off",
+    "recoveries_match": "the journal's recoveries for a loan == the recoveries posted on it, only on a charged-off loan",
+    "reversal_mirrors_entry": "each reversal entry mirrors the entry it reverses (same loan, value date, payment and "
+    "accounts, sides swapped); no entry is reversed twice",
+    "reversed_payment_nets_to_zero": "a reversed payment's journal entries net to zero on every account and none of "
+    "its allocations stands",
 }
 
 _LIVE = "{a}.loan_id = l.id AND {a}.schedule_version = l.schedule_version"
@@ -160,6 +167,84 @@ WHERE (e.loan_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = 
 """
 
 
+CHARGE_OFFS_SQL = """
+WITH co AS (
+    SELECT loan_id, principal_fen + penalty_fen AS written FROM charge_offs
+), rec AS (
+    SELECT loan_id, SUM(amount_fen) AS fen FROM payments
+    WHERE kind = 'recovery' AND status = 'posted'
+    GROUP BY loan_id
+), booked AS (
+    SELECT loan_id,
+           SUM(CASE WHEN account = 'write_offs' THEN debit_fen - credit_fen ELSE 0 END) AS written_off,
+           SUM(CASE WHEN account = 'recoveries' THEN credit_fen - debit_fen ELSE 0 END) AS recovered
+    FROM journal_lines
+    WHERE account IN ('write_offs', 'recoveries') AND loan_id IS NOT NULL
+    GROUP BY loan_id
+), on_books AS (
+    SELECT jl.loan_id,
+           SUM(CASE WHEN jl.account = 'loans_receivable' THEN jl.debit_fen - jl.credit_fen ELSE 0 END) AS receivable,
+           SUM(CASE WHEN jl.account = 'penalty_receivable' THEN jl.debit_fen - jl.credit_fen ELSE 0 END) AS penalty
+    FROM co JOIN journal_lines jl ON jl.loan_id = co.loan_id
+    WHERE jl.account IN ('loans_receivable', 'penalty_receivable')
+    GROUP BY jl.loan_id
+), ids AS (
+    SELECT loan_id FROM co UNION SELECT loan_id FROM rec UNION SELECT loan_id FROM booked
+), v AS (
+    SELECT ids.loan_id, COALESCE(l.status, 'missing') AS status,
+           CASE WHEN co.loan_id IS NULL THEN 0 ELSE 1 END AS charged_off,
+           COALESCE(co.written, 0) AS written, COALESCE(booked.written_off, 0) AS written_off,
+           COALESCE(ob.receivable, 0) AS receivable, COALESCE(ob.penalty, 0) AS penalty,
+           COALESCE(rec.fen, 0) AS recovered, COALESCE(booked.recovered, 0) AS recovered_booked
+    FROM ids
+    LEFT JOIN loans l ON l.id = ids.loan_id
+    LEFT JOIN co ON co.loan_id = ids.loan_id
+    LEFT JOIN booked ON booked.loan_id = ids.loan_id
+    LEFT JOIN on_books ob ON ob.loan_id = ids.loan_id
+    LEFT JOIN rec ON rec.loan_id = ids.loan_id
+)
+SELECT * FROM v
+WHERE (charged_off = 1 AND (status <> 'charged-off' OR receivable <> 0 OR penalty <> 0 OR written_off <> written))
+   OR (charged_off = 0 AND written_off <> 0)
+   OR recovered <> recovered_booked
+   OR (recovered <> 0 AND status <> 'charged-off')
+"""
+
+REVERSALS_SQL = """
+WITH r AS (
+    SELECT e.id, e.reverses_entry_id AS original
+    FROM journal_entries e JOIN journal_entries o ON o.id = e.reverses_entry_id
+), net AS (
+    SELECT r.id, jl.account, jl.debit_fen - jl.credit_fen AS fen FROM r JOIN journal_lines jl ON jl.entry_id = r.id
+    UNION ALL
+    SELECT r.id, jl.account, jl.debit_fen - jl.credit_fen FROM r JOIN journal_lines jl ON jl.entry_id = r.original
+), off AS (
+    SELECT id, account FROM net GROUP BY id, account HAVING SUM(fen) <> 0
+), rp AS (
+    SELECT id FROM payments WHERE status = 'reversed'
+), payment_net AS (
+    SELECT e.payment_id, jl.account
+    FROM rp JOIN journal_entries e ON e.payment_id = rp.id JOIN journal_lines jl ON jl.entry_id = e.id
+    GROUP BY e.payment_id, jl.account
+    HAVING SUM(jl.debit_fen - jl.credit_fen) <> 0
+)
+SELECT 'lines', id, COUNT(*) FROM off GROUP BY id
+UNION ALL
+SELECT 'header', e.id, 1
+FROM journal_entries e JOIN journal_entries o ON o.id = e.reverses_entry_id
+WHERE e.kind <> 'reversal' OR (e.loan_id IS NULL) <> (o.loan_id IS NULL) OR e.loan_id <> o.loan_id
+   OR e.value_date <> o.value_date OR COALESCE(e.payment_id, -1) <> COALESCE(o.payment_id, -1)
+UNION ALL
+SELECT 'twice', reverses_entry_id, COUNT(*) FROM journal_entries
+WHERE reverses_entry_id IS NOT NULL GROUP BY reverses_entry_id HAVING COUNT(*) > 1
+UNION ALL
+SELECT 'payment_journal', payment_id, COUNT(*) FROM payment_net GROUP BY payment_id
+UNION ALL
+SELECT 'payment_allocations', a.payment_id, SUM(a.amount_fen)
+FROM rp JOIN allocations a ON a.payment_id = rp.id WHERE NOT a.reversed GROUP BY a.payment_id
+"""
+
+
 def _v(check: str, kind: str, oid: Any, expected: Any, actual: Any, message: str) -> Violation:
     return Violation(
         check,
@@ -234,6 +319,49 @@ def _orphan_violations(row: Sequence[Any]) -> Iterator[Violation]:
     yield _v("orphan_rows", table, oid, None, None, f"{table} {oid}: its parent row does not exist")
 
 
+def _charge_off_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    oid, status, charged_off, written, written_off, receivable, penalty, recovered, recovered_booked = row
+    if charged_off:
+        problems = []
+        if status != "charged-off":
+            problems.append(f"it is {status}")
+        if receivable or penalty:
+            problems.append(f"loans_receivable holds {receivable} fen and penalty_receivable {penalty} fen")
+        if written_off != written:
+            problems.append(f"write_offs hold {written_off} fen where the charge-off wrote off {written} fen")
+        if problems:
+            yield _v("charge_off_booked", "loan", oid, written, written_off,
+                     f"loan {oid} was charged off but " + "; ".join(problems))  # fmt: skip
+    elif written_off:
+        yield _v("charge_off_booked", "loan", oid, 0, written_off,
+                 f"loan {oid}: write_offs hold {written_off} fen but the loan has no charge-off")  # fmt: skip
+    if recovered != recovered_booked:
+        yield _v("recoveries_match", "loan", oid, recovered, recovered_booked,
+                 f"loan {oid}: {recovered} fen of recoveries posted but the recoveries account holds {recovered_booked} fen")  # fmt: skip
+    elif recovered and status != "charged-off":
+        yield _v("recoveries_match", "loan", oid, None, recovered,
+                 f"loan {oid} is {status} but has {recovered} fen of recoveries; only a charged-off loan has them")  # fmt: skip
+
+
+def _reversal_violations(row: Sequence[Any]) -> Iterator[Violation]:
+    problem, oid, n = row
+    if problem == "lines":
+        yield _v("reversal_mirrors_entry", "journal_entry", oid, None, None,
+                 f"reversal entry {oid}: {n} accounts do not mirror the entry it reverses")  # fmt: skip
+    elif problem == "header":
+        yield _v("reversal_mirrors_entry", "journal_entry", oid, None, None,
+                 f"reversal entry {oid}: its kind, loan, value date or payment differs from the entry it reverses")  # fmt: skip
+    elif problem == "twice":
+        yield _v("reversal_mirrors_entry", "journal_entry", oid, 1, n,
+                 f"journal entry {oid} is reversed {n} times")  # fmt: skip
+    elif problem == "payment_journal":
+        yield _v("reversed_payment_nets_to_zero", "payment", oid, None, None,
+                 f"payment {oid} is reversed but its journal entries leave a balance on {n} accounts")  # fmt: skip
+    else:
+        yield _v("reversed_payment_nets_to_zero", "payment", oid, 0, n,
+                 f"payment {oid} is reversed but {n} fen of its allocations still stand")  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Scan:
     """One set-based query and how its rows become violations."""
@@ -248,6 +376,8 @@ SCANS: tuple[Scan, ...] = (
     Scan("payments", PAYMENTS_SQL, _payment_violations),
     Scan("journal", JOURNAL_SQL, _journal_violations),
     Scan("orphans", ORPHANS_SQL, _orphan_violations),
+    Scan("charge_offs", CHARGE_OFFS_SQL, _charge_off_violations),
+    Scan("reversals", REVERSALS_SQL, _reversal_violations),
 )
 
 
