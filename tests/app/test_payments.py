@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import random
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -259,6 +261,89 @@ def test_batch_posts_like_one_by_one_and_reports_each_refusal(ledger, equal_inst
     assert all(o.result.replayed for o in again)
     assert _row_counts(ledger)["payments"] == 10
     _assert_clean(ledger)
+
+
+def test_batch_applies_payments_on_one_loan_in_batch_order_across_chunks(ledger, equal_installment_product):
+    twins = {n: _open(ledger, equal_installment_product, loan_id=f"S{n}", term=6) for n in range(4)}
+    for n in range(4):
+        _open(ledger, equal_installment_product, loan_id=f"T{n}", term=6)
+    plan = [(inst.total, inst.due_date) for inst in twins[0].schedule.installments[:4]]
+    singles = {
+        n: [_pay(ledger, amount, on, f"S{n}-{k}", loan_id=f"S{n}") for k, (amount, on) in enumerate(plan)]
+        for n in range(4)
+    }
+    # Installment k of every loan, then k + 1: each loan appears in every chunk of two.
+    batch = [PaymentRequest(f"T{n}", amount, on, f"T{n}-{k}") for k, (amount, on) in enumerate(plan) for n in range(4)]
+    outcomes = post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=2)
+    by_loan = {n: [o.result for o in outcomes if o.request.loan_id == f"T{n}"] for n in range(4)}
+    for n in range(4):
+        assert [r.lines for r in by_loan[n]] == [s.lines for s in singles[n]]
+        assert not any(r.backdated for r in by_loan[n])
+    _assert_clean(ledger)
+
+
+def test_key_reused_across_chunks_is_posted_by_its_first_occurrence(ledger, equal_installment_product):
+    for n in range(6):
+        _open(ledger, equal_installment_product, loan_id=f"F{n}")
+        _open(ledger, equal_installment_product, loan_id=f"G{n}")
+    batch = []
+    for n in range(6):
+        batch.append(PaymentRequest(f"F{n}", Decimal("50.00"), date(2024, 2, 1), f"K{n}"))
+        batch.append(PaymentRequest(f"G{n}", Decimal("60.00"), date(2024, 2, 1), f"K{n}"))
+    outcomes = post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=1)
+    assert [o.ok for o in outcomes] == [True, False] * 6
+    assert all(isinstance(o.error, IdempotencyConflict) for o in outcomes[1::2])
+    assert {r.loan_id for r in (o.result for o in outcomes[::2])} == {f"F{n}" for n in range(6)}
+    assert _row_counts(ledger)["payments"] == 6
+    _assert_clean(ledger)
+
+
+def test_batch_reports_each_committed_chunk_in_order(ledger, equal_installment_product):
+    _open(ledger, equal_installment_product)
+    seen: list[int] = []
+    batch = [PaymentRequest("L1", Decimal("10.00"), date(2024, 2, 1), f"p-{k}") for k in range(5)]
+    post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=2, progress=seen.append)
+    assert seen == [2, 2, 1]
+
+
+def test_failing_progress_callback_stops_the_batch_and_leaves_the_ledger_clean(ledger, equal_installment_product):
+    _open(ledger, equal_installment_product)
+    batch = [PaymentRequest("L1", Decimal("10.00"), date(2024, 2, 1), f"p-{k}") for k in range(6)]
+    threads_before = threading.active_count()
+
+    def refuse(_: int) -> None:
+        raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=1, progress=refuse)
+    assert threading.active_count() == threads_before
+    assert 1 <= _row_counts(ledger)["payments"] <= 6  # chunks committed before the stop stay posted
+    _assert_clean(ledger)
+
+
+def test_batch_hands_back_the_garbage_collector_as_it_found_it(ledger, equal_installment_product):
+    _open(ledger, equal_installment_product)
+    batch = [PaymentRequest("L1", Decimal("10.00"), date(2024, 2, 1), f"p-{k}") for k in range(3)]
+    post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=1)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=1)
+        assert gc.get_freeze_count() > frozen // 2  # still frozen: not handed back by the batch
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("loan_id", "key", "field"), [("L\x001", "k", "loan"), ("L1", "k\x00", "idempotency_key")])
+def test_control_characters_in_ids_are_refused_before_the_database(
+    ledger, equal_installment_product, loan_id, key, field
+):
+    _open(ledger, equal_installment_product)
+    with pytest.raises(InvalidInput) as refused:
+        _pay(ledger, "10.00", date(2024, 2, 1), key, loan_id=loan_id)
+    assert refused.value.field == field
+    assert _row_counts(ledger)["payments"] == 0
 
 
 # --- concurrency -------------------------------------------------------------------------------------------------

@@ -120,7 +120,8 @@ class LoanPosition:
 
     @property
     def outstanding_principal(self) -> Decimal:
-        return sum((i.outstanding(Component.PRINCIPAL) for i in self.installments), ZERO)
+        # principal_due − principal_paid is outstanding(PRINCIPAL), without its dispatch: read once per payment.
+        return sum((i.principal_due - i.principal_paid for i in self.installments), ZERO)
 
     @property
     def is_settled(self) -> bool:

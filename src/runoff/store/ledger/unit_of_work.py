@@ -86,6 +86,10 @@ class UnitOfWork:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    def sibling(self) -> UnitOfWork:
+        """Another unit of work on the same database, clock and product cache (its own connection)."""
+        return UnitOfWork(self._engine, clock=self._clock, write=self._write, products=self._products)
+
     def now(self) -> datetime:
         return self._clock()
 
