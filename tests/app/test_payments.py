@@ -263,7 +263,8 @@ def test_batch_posts_like_one_by_one_and_reports_each_refusal(ledger, equal_inst
     _assert_clean(ledger)
 
 
-def test_batch_applies_payments_on_one_loan_in_batch_order_across_chunks(ledger, equal_installment_product):
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "one-connection"])
+def test_batch_applies_payments_on_one_loan_in_batch_order_across_chunks(ledger, equal_installment_product, overlap):
     twins = {n: _open(ledger, equal_installment_product, loan_id=f"S{n}", term=6) for n in range(4)}
     for n in range(4):
         _open(ledger, equal_installment_product, loan_id=f"T{n}", term=6)
@@ -274,7 +275,7 @@ def test_batch_applies_payments_on_one_loan_in_batch_order_across_chunks(ledger,
     }
     # Installment k of every loan, then k + 1: each loan appears in every chunk of two.
     batch = [PaymentRequest(f"T{n}", amount, on, f"T{n}-{k}") for k, (amount, on) in enumerate(plan) for n in range(4)]
-    outcomes = post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=2)
+    outcomes = post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=2, overlap=overlap)
     by_loan = {n: [o.result for o in outcomes if o.request.loan_id == f"T{n}"] for n in range(4)}
     for n in range(4):
         assert [r.lines for r in by_loan[n]] == [s.lines for s in singles[n]]

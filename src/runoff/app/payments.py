@@ -170,19 +170,21 @@ def post_payments(
     uow: UnitOfWork,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Callable[[int], None] | None = None,
+    overlap: bool = True,
 ) -> list[PaymentOutcome]:
     """Post a batch: one transaction per ``chunk_size`` requests, set-based; one outcome per request, in order.
 
     A refused request (bad amount, unknown loan, key conflict, ...) gets its error and writes
     nothing; the others in its chunk post. Idempotency is the same as :func:`post_payment`,
     including keys repeated inside the batch. ``progress`` is called with the number of requests
-    of each chunk once that chunk is committed.
+    of each chunk once that chunk is committed. ``overlap`` (PostgreSQL): a second connection works on
+    the next chunk while one commits (:func:`_post_overlapped`); ``False`` posts on one connection.
     """
     if chunk_size < 1:
         raise InvalidInput(f"`chunk_size`: {chunk_size} is not allowed; expected 1 or more", field="chunk_size")
     chunks = [batch[start : start + chunk_size] for start in range(0, len(batch), chunk_size)]
     with _long_lived_objects_frozen():
-        if uow.dialect == "postgresql" and len(chunks) > 1:
+        if overlap and uow.dialect == "postgresql" and len(chunks) > 1:
             return _post_overlapped(chunks, actor=actor, uow=uow, progress=progress)
         outcomes: list[PaymentOutcome] = []
         for chunk in chunks:
