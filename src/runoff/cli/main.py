@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "runoff.cli.schedule",
     "runoff.cli.quote",
     "runoff.cli.ledger",
+    "runoff.cli.adjustments",
     "runoff.cli.close",
     "runoff.cli.book",
     "runoff.cli.tape",
