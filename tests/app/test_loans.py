@@ -199,6 +199,23 @@ def test_penalty_not_carried_is_waived_and_carried_penalty_becomes_a_fee_due_now
     _clean(ledger)
 
 
+def test_reschedule_is_refused_when_a_payment_moved_the_loan_after_its_quote(ledger, equal_installment_product):
+    _open(ledger, equal_installment_product)
+    basis = read_position("L1", uow=ledger.uow(write=False))
+    quote = quote_extension("L1", as_of=START, extra_periods=3, uow=ledger.uow(write=False))
+    post_payment("L1", Decimal("300.00"), value_date=date(2024, 2, 1), idempotency_key="p", actor="t", uow=ledger.uow())
+    before = _counts(ledger)
+    with pytest.raises(Conflict, match="changed after it was quoted") as refused:
+        apply_schedule("L1", quote.schedule, reason="extension", actor="t", uow=ledger.uow(), basis=basis)
+    assert refused.value.field == "loan"
+    assert _counts(ledger) == before
+    fresh = read_position("L1", uow=ledger.uow(write=False))
+    requote = quote_extension("L1", as_of=date(2024, 2, 1), extra_periods=3, uow=ledger.uow(write=False))
+    change = apply_schedule("L1", requote.schedule, reason="extension", actor="t", uow=ledger.uow(), basis=fresh)
+    assert change.version == 2
+    _clean(ledger)
+
+
 def test_same_reschedule_key_replays_and_another_loan_is_refused(ledger, equal_installment_product):
     _open(ledger, equal_installment_product)
     _open(ledger, equal_installment_product, loan_id="L2")

@@ -351,8 +351,13 @@ def apply_schedule(
     capitalized_interest: Decimal = ZERO,
     capitalized_fee: Decimal = ZERO,
     as_of: date | None = None,
+    basis: LoanPosition | None = None,
 ) -> ScheduleChange:
     """Archive the live schedule version and make ``new_schedule`` live (展期 / 债务重组), atomically.
+
+    ``basis``: the position the new schedule was quoted on. When given, the loan's position read
+    under its lock must still equal it; a payment, close or repost posted since the quote is
+    refused with a Conflict (quote again), rather than re-scheduling on balances that have moved.
 
     ``new_schedule.principal`` replaces the principal outstanding plus ``capitalized_interest`` and
     ``capitalized_fee`` (overdue amounts added to principal: Dr loans_receivable, Cr interest_income /
@@ -386,6 +391,13 @@ def apply_schedule(
                 f"`carried`: {carried} has a negative amount; expected amounts 0 or more", field="carried"
             )
         position = ledger.positions([record])[loan_id]
+        if basis is not None and position != basis:
+            raise Conflict(
+                f"`loan`: {loan_id} changed after it was quoted (a payment, daily close or repost was posted "
+                f"meanwhile: principal outstanding now {position.outstanding_principal}, quoted on "
+                f"{basis.outstanding_principal}); quote again on the current position",
+                field="loan",
+            )
         old = record.schedule_version
         version = max(v.version for v in ledger.schedule_versions_of(loan_id)) + 1
         value_date = as_of or new_schedule.start_date

@@ -541,6 +541,7 @@ def accept_offer(
         capitalized_interest=quote.capitalized_interest,
         capitalized_fee=quote.capitalized_fee,
         as_of=day,
+        basis=position,
     )
     return Acceptance(plan.id, loan_id, option_id, option.option_kind.value, day, change, key, quote, tuple(findings))
 
