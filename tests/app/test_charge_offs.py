@@ -184,6 +184,37 @@ def test_write_off_of_a_loan_flagged_by_a_backdated_payment_reposts_it_first(led
     _assert_clean(ledger)
 
 
+def test_a_loan_refused_after_its_repost_keeps_nothing_of_it(ledger, equal_installment_product):
+    """Paid in full by a backdated overpayment: the repost would close the loan, so the write-off is refused and
+    the repost is rolled back with it (the loan stays flagged for the next close)."""
+    _open(ledger, equal_installment_product)
+    close_day(as_of=AS_OF, actor="t", uow=ledger.uow())
+    _pay(ledger, "1300.00", date(2024, 2, 15), "backdated")  # covers the whole loan, had it come on 15 Feb
+    before = _counts(ledger)
+    with pytest.raises(Conflict, match="L1 is closed"):
+        _write_off(ledger)
+    assert _counts(ledger) == before
+    assert _loan(ledger)["repost_from"] == date(2024, 2, 15)
+    _assert_clean(ledger)
+
+
+def test_bulk_policy_checks_dpd_again_after_the_repost_and_rolls_the_repost_back(ledger, equal_installment_product):
+    opened = _open(ledger, equal_installment_product)
+    close_day(as_of=AS_OF, actor="t", uow=ledger.uow())
+    first = opened.schedule.installments[0]
+    # Allocated as the loan stands (penalty first), the payment leaves installment 1 short: 180 days past due.
+    _pay(ledger, first.total, first.due_date, "backdated")
+    assert _loan(ledger)["oldest_unpaid_due_date"] == first.due_date
+    before = _counts(ledger)
+    run = write_off_due(min_dpd=180, as_of=AS_OF, actor="t", uow=ledger.uow())
+    # Reposted as if on time, installment 1 is paid and the loan is 151 days past due (from 15 Mar).
+    ((loan_id, why),) = run.refused
+    assert loan_id == "L1" and "151 days past due" in why.message and run.written_off == ()
+    assert _counts(ledger) == before
+    assert _loan(ledger)["repost_from"] == first.due_date
+    _assert_clean(ledger)
+
+
 # --- idempotency -----------------------------------------------------------------------------------------------------
 
 

@@ -280,10 +280,14 @@ def write_off(
     """Charge ``loan_id`` off as of ``as_of`` (核销), atomically and idempotently; refusals raise, writing nothing."""
     request = _WriteOffRequest(loan_id, as_of, reason, idempotency_key)
     _check_request(request)
-    ((_, outcome),) = in_transaction(uow, lambda: _write_off_chunk(uow, [request], actor=actor))
-    if isinstance(outcome, RunoffError):
-        raise outcome
-    return outcome
+
+    def work() -> WriteOffResult:
+        ((_, outcome),) = _write_off_chunk(uow, [request], actor=actor)
+        if isinstance(outcome, RunoffError):
+            raise outcome  # inside the transaction: it rolls back whatever was done
+        return outcome
+
+    return in_transaction(uow, work)
 
 
 def write_off_due(
@@ -364,7 +368,8 @@ def _check_request(request: _WriteOffRequest) -> None:
         raise InvalidInput(f"`as_of`: {request.as_of!r} is not a date", field="as_of")
 
 
-def _check_loan(record: LoanRecord | None, request: _WriteOffRequest) -> LoanRecord:
+def _check_loan(record: LoanRecord | None, request: _WriteOffRequest, *, credit: bool = True) -> LoanRecord:
+    """Refuse a loan that cannot be written off as requested (``credit``: check the credit it holds too)."""
     loan_id, as_of = request.loan_id, request.as_of
     if record is None:
         raise NotFound(f"`loan`: no loan {loan_id!r} in the ledger", field="loan")
@@ -384,13 +389,22 @@ def _check_loan(record: LoanRecord | None, request: _WriteOffRequest) -> LoanRec
                 "a charge-off is never backdated: expected a date on or after it",
                 field="as_of",
             )
-    if record.credit_balance_fen:
+    if credit and record.credit_balance_fen:
         raise Conflict(
             f"`loan`: {loan_id} holds {from_minor(record.credit_balance_fen)} of customer credit; "
             "spend or refund it before writing the loan off",
             field="loan",
         )
     return record
+
+
+def _check_dpd(req: _WriteOffRequest, dpd: int) -> None:
+    if req.min_dpd is not None and dpd < req.min_dpd:
+        raise Conflict(
+            f"`loan`: {req.loan_id} is {dpd} days past due as of {req.as_of.isoformat()}, below the {req.min_dpd} "
+            "the policy writes off",
+            field="loan",
+        )
 
 
 def _charge_off_rows(conn: Connection, column: Any, values: Sequence[Any]) -> dict[Any, dict[str, Any]]:
@@ -450,26 +464,33 @@ def _write_off_chunk(
                 continue
             if req.idempotency_key in seen_keys or req.loan_id in seen_loans:
                 raise Conflict(f"`loan`: {req.loan_id} appears twice in this batch of write-offs", field="loan")
-            _check_loan(records.get(req.loan_id), req)
+            # A loan awaiting a repost holds what its replay says: its credit is checked after the repost.
+            record = records.get(req.loan_id)
+            _check_loan(record, req, credit=record is None or record.repost_from is None)
             seen_keys.add(req.idempotency_key)
             seen_loans.add(req.loan_id)
             ready.append(k)
         except RunoffError as exc:
             outcomes[k] = exc
 
-    # A loan flagged by a backdated payment is reposted first, as the daily close would (its own refusal
-    # is raised before the repost writes anything, so the loan is just refused).
-    flagged = [k for k in ready if records[requests[k].loan_id].repost_from is not None]
-    for k in flagged:
+    # A loan flagged by a backdated payment is reposted first, as the daily close would, under a savepoint: when
+    # the reposted loan is refused (it closed, holds credit, or is below the policy's DPD), its repost goes too.
+    for k in [k for k in ready if records[requests[k].loan_id].repost_from is not None]:
+        req = requests[k]
+        savepoint = conn.begin_nested()
         try:
-            repost_loans(ledger, [requests[k].loan_id], actor=actor, now=now)
+            repost_loans(ledger, [req.loan_id], actor=actor, now=now)
+            fresh, fresh_versions = ledger.loans_with_live_versions([req.loan_id], lock=True)
+            record = _check_loan(fresh.get(req.loan_id), req)
+            if req.min_dpd is not None:
+                _check_dpd(req, days_past_due(ledger.positions([record])[req.loan_id], req.as_of))
+            records.update(fresh)
+            versions.update(fresh_versions)
+            savepoint.commit()
         except RunoffError as exc:
+            savepoint.rollback()
             outcomes[k] = exc
     ready = [k for k in ready if k not in outcomes]
-    if flagged:
-        fresh, fresh_versions = ledger.loans_with_live_versions((requests[k].loan_id for k in flagged), lock=True)
-        records.update(fresh)
-        versions.update(fresh_versions)
 
     targets = [records[requests[k].loan_id] for k in ready]
     positions, rows = ledger.positions_and_rows(targets, versions=versions) if targets else ({}, {})
@@ -526,12 +547,7 @@ def _plan_write_off(
         pos = accrue_penalties(position, as_of)
     charged = fen_of(sum((i.penalty_accrued for i in pos.installments), ZERO) - before)
     dpd = days_past_due(pos, as_of)
-    if req.min_dpd is not None and dpd < req.min_dpd:
-        raise Conflict(
-            f"`loan`: {loan_id} is {dpd} days past due as of {as_of.isoformat()}, below the {req.min_dpd} "
-            "the policy writes off",
-            field="loan",
-        )
+    _check_dpd(req, dpd)
     principal = fen_of(pos.outstanding_principal)
     penalty = fen_of(sum((max(i.outstanding(Component.PENALTY), ZERO) for i in pos.installments), ZERO))
     interest = fen_of(sum((max(i.outstanding(Component.INTEREST), ZERO) for i in pos.installments), ZERO))
