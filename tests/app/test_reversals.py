@@ -10,8 +10,10 @@ ei-18 over 6 months from 15 Jan 2024 (penalty 0.05 % a day on overdue principal)
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,7 +211,7 @@ def _dues(term: int) -> list[date]:
 def test_reversing_a_payment_of_a_residual_swept_loan_undoes_the_sweep(ledger, equal_installment_product):
     _open(ledger, equal_installment_product, term=3)
     _open(ledger, equal_installment_product, "TWIN", term=3)
-    p1 = _pay(ledger, "412.06", date(2024, 2, 15), "k1")
+    _pay(ledger, "412.06", date(2024, 2, 15), "k1")
     _pay(ledger, "412.06", date(2024, 3, 15), "k2")
     _pay(ledger, "412.06", date(2024, 2, 15), "t1", "TWIN")
     _pay(ledger, "412.06", date(2024, 3, 15), "t2", "TWIN")
@@ -222,7 +224,6 @@ def test_reversing_a_payment_of_a_residual_swept_loan_undoes_the_sweep(ledger, e
     assert _state(ledger, "L1") == _state(ledger, "TWIN")
     assert "waivers" not in _balances(ledger, "L1")
     _assert_clean(ledger)
-    del p1
 
 
 def test_reversing_an_earlier_payment_of_a_swept_loan_undoes_the_later_sweep(ledger, equal_installment_product):
@@ -388,4 +389,53 @@ def test_reversing_a_recovery_puts_the_debt_back_and_keeps_the_other_recoveries(
     # The debt it freed can be recovered again.
     post_recovery("L1", "1226.21", value_date=date(2024, 10, 1), idempotency_key="r3", actor="t", uow=ledger.uow())
     assert contractual_debt("L1", uow=ledger.uow(write=False)).total == 0
+    _assert_clean(ledger)
+
+
+# --- concurrency -------------------------------------------------------------------------------------------------
+
+
+def _reverse_worker(url: str, requests: list[tuple[int, str]], barrier, out) -> None:
+    from runoff.app.context import build_context
+    from runoff.config import Settings
+
+    ctx = build_context(Settings(workspace=Path("."), database_url=url))
+    done = []
+    barrier.wait()
+    for payment_id, key in requests:
+        try:
+            r = reverse_payment(payment_id, reason="race", idempotency_key=key, actor="w", uow=ctx.uow())
+            done.append((payment_id, key, "replayed" if r.replayed else "reversed"))
+        except Conflict as exc:
+            done.append((payment_id, key, type(exc).__name__))
+    ctx.close()
+    out.put(done)
+
+
+@pytest.mark.slow
+def test_concurrent_reversals_reverse_each_payment_once(ledger, ledger_url, equal_installment_product):
+    """Four processes race to reverse the same payments, each with its own key and with a key they share:
+    every payment is reversed exactly once, the shared key replays, the other keys are refused."""
+    ids = []
+    for n in range(6):
+        _open(ledger, equal_installment_product, f"R{n}")
+        ids.append(_pay(ledger, "210.63", date(2024, 2, 15), f"p{n}", f"R{n}").payment_id)
+    mp = multiprocessing.get_context("spawn")
+    barrier = mp.Barrier(4)
+    out = mp.Queue()
+    plans = [[(pid, f"shared-{pid}") if w % 2 else (pid, f"w{w}-{pid}") for pid in ids] for w in range(4)]
+    procs = [mp.Process(target=_reverse_worker, args=(ledger_url, plan, barrier, out)) for plan in plans]
+    for p in procs:
+        p.start()
+    results = [row for _ in procs for row in out.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    for pid in ids:
+        outcomes = [outcome for payment_id, _, outcome in results if payment_id == pid]
+        assert outcomes.count("reversed") == 1, outcomes
+        assert set(outcomes) <= {"reversed", "replayed", "Conflict", "IdempotencyConflict"}
+    with ledger.engine.connect() as conn:
+        reversed_keys = conn.execute(select(payments.c.reversal_key).where(payments.c.status == "reversed")).scalars()
+        assert len(set(reversed_keys)) == len(ids)
     _assert_clean(ledger)
