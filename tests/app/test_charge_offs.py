@@ -373,6 +373,16 @@ def test_running_the_bulk_write_off_again_writes_nothing_new(ledger, equal_insta
     assert replay.replayed
 
 
+def test_bulk_write_off_reports_progress_chunk_by_chunk(ledger, equal_installment_product):
+    _book(ledger, equal_installment_product)
+    seen: list[tuple[int, int]] = []
+    run = write_off_due(
+        min_dpd=150, as_of=AS_OF, actor="t", uow=ledger.uow(), chunk_size=2, progress=lambda *a: seen.append(a)
+    )
+    assert run.candidates == 3 and seen == [(2, 3), (3, 3)]
+    _assert_clean(ledger)
+
+
 def test_bulk_write_off_refuses_a_threshold_below_one(ledger):
     with pytest.raises(InvalidInput, match="min_dpd"):
         write_off_due(min_dpd=0, as_of=AS_OF, actor="t", uow=ledger.uow())

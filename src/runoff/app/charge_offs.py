@@ -299,13 +299,15 @@ def write_off_due(
     dry_run: bool = False,
     reason: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
 ) -> WriteOffRun:
     """Charge off every open loan at least ``min_dpd`` days past due as of ``as_of`` (the charge-off policy).
 
     Keys are :func:`write_off_key` of each loan and date, so a second run (after a crash, or by mistake)
     charges off only what the first did not. A loan refused (credit held, paid after ``as_of``, DPD below
     the threshold once reposted, ...) is listed with why and the others go ahead. ``dry_run``: the same
-    work in each chunk's transaction, rolled back.
+    work in each chunk's transaction, rolled back. ``progress`` is called with (loans done, candidates)
+    after each chunk.
     """
     if isinstance(min_dpd, bool) or not isinstance(min_dpd, int) or min_dpd < 1:
         raise InvalidInput(f"`min_dpd`: {min_dpd!r} is not allowed; expected 1 or more days past due", field="min_dpd")
@@ -342,6 +344,8 @@ def write_off_due(
                 refused.append((request.loan_id, outcome))
             else:
                 done.append(outcome)
+        if progress is not None:
+            progress(min(start + chunk_size, len(candidates)), len(candidates))
     return WriteOffRun(
         as_of=as_of,
         min_dpd=min_dpd,

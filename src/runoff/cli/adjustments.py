@@ -7,20 +7,46 @@ replayed); the bulk ``write-off --min-dpd N`` derives its keys from loan and dat
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from runoff.app.charge_offs import WriteOffResult, WriteOffRun, write_off, write_off_due
 from runoff.app.recoveries import post_recovery
 from runoff.app.reversals import reverse_payment
 from runoff.cli.ledger import ActorOption, WorkspaceOption, actor_name, ledger_context, parse_date
-from runoff.cli.output import JsonOption, emit
+from runoff.cli.output import JsonOption, emit, err_console
 from runoff.errors import InvalidInput
 from runoff.money import parse_amount
+
+
+@contextmanager
+def _progress(*, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar of the bulk write-off on stderr (none with --json or when stderr is not a terminal)."""
+    if quiet or not err_console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("writing off"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = bar.add_task("write-off", total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update
 
 
 def _write_off_table(results: tuple[WriteOffResult, ...], title: str) -> Table:
@@ -113,9 +139,15 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput(
                 "`key`: the bulk write-off derives each loan's key from loan and date; leave --key out", field="key"
             )
-        with ledger_context(workspace) as ctx:
+        with ledger_context(workspace) as ctx, _progress(quiet=as_json) as progress:
             run = write_off_due(
-                min_dpd=min_dpd, as_of=when, actor=actor_name(actor), uow=ctx.uow(), dry_run=dry_run, reason=reason
+                min_dpd=min_dpd,
+                as_of=when,
+                actor=actor_name(actor),
+                uow=ctx.uow(),
+                dry_run=dry_run,
+                reason=reason,
+                progress=progress,
             )
         emit(run.to_dict(), as_json=as_json, render=lambda c: _render_run(run, when, c))
 
