@@ -450,7 +450,16 @@ def test_same_recovery_key_replays_and_the_key_space_is_the_payments(ledger, equ
         _recover(ledger, "100.01", date(2024, 9, 1), "r1")
     with pytest.raises(IdempotencyConflict, match="'pay-1' was already used for a payment"):
         _recover(ledger, "10.00", date(2024, 9, 1), "pay-1")
+    with pytest.raises(IdempotencyConflict, match=r"'r1' was already used for a recovery of 100\.00"):
+        _pay(ledger, "100.00", date(2024, 9, 1), "r1")  # the recovery's very request, as a payment
     assert _counts(ledger) == before
+
+
+def test_a_payment_on_a_charged_off_loan_is_refused_pointing_to_recoveries(ledger, equal_installment_product):
+    _open(ledger, equal_installment_product)
+    _write_off(ledger)
+    with pytest.raises(Conflict, match="runoff recover"):
+        _pay(ledger, "100.00", date(2024, 9, 1), "p-after")
 
 
 @pytest.mark.parametrize(

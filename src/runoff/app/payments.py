@@ -52,6 +52,7 @@ from runoff.store.ledger.models import (
     EntryKind,
     LedgerAccount,
     LoanStatus,
+    PaymentKind,
     PaymentStatus,
     journal_entries,
     payments,
@@ -337,7 +338,8 @@ def _check(request: PaymentRequest) -> None:
 
 def _same_request(record: PaymentRecord, request: PaymentRequest) -> bool:
     return (
-        record.loan_id == request.loan_id
+        record.kind == PaymentKind.PAYMENT.value
+        and record.loan_id == request.loan_id
         and record.amount_fen == fen_of(request.amount)
         and record.value_date == request.value_date
     )
@@ -353,8 +355,9 @@ def _key_conflict(key: str, first: str, request: PaymentRequest) -> IdempotencyC
     )
 
 
-def _describe(loan_id: str, amount_fen: int, value_date: date) -> str:
-    return f"{from_minor(amount_fen)} on loan {loan_id} value {value_date.isoformat()}"
+def _describe(loan_id: str, amount_fen: int, value_date: date, kind: str = "payment") -> str:
+    what = "a recovery of " if kind == PaymentKind.RECOVERY.value else ""
+    return f"{what}{from_minor(amount_fen)} on loan {loan_id} value {value_date.isoformat()}"
 
 
 # --- transaction and retry -----------------------------------------------------------------------------------------
@@ -455,7 +458,7 @@ def _post_chunk(
             if _same_request(rec, req):
                 earlier.append((idx, rec))
             else:
-                described = _describe(rec.loan_id, rec.amount_fen, rec.value_date)
+                described = _describe(rec.loan_id, rec.amount_fen, rec.value_date, rec.kind)
                 outcomes[idx] = PaymentOutcome(req, error=_key_conflict(key, described, req))
         elif key in first_in_chunk:
             repeats.append((idx, first_in_chunk[key]))
@@ -522,6 +525,12 @@ def _same_payload(a: PaymentRequest, b: PaymentRequest) -> bool:
 def _check_loan(record: LoanRecord | None, req: PaymentRequest) -> None:
     if record is None:
         raise NotFound(f"`loan`: no loan {req.loan_id!r} in the ledger", field="loan")
+    if record.status == LoanStatus.CHARGED_OFF.value:
+        raise Conflict(
+            f"`loan`: {req.loan_id} is charged-off (since {record.closed_on}); money received on a charged-off "
+            "loan is a recovery (核销后回收): post it with `runoff recover`",
+            field="loan",
+        )
     if record.status != LoanStatus.OPEN.value:
         raise Conflict(
             f"`loan`: {req.loan_id} is {record.status} (since {record.closed_on}); "

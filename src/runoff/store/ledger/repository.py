@@ -212,6 +212,7 @@ class PaymentRecord(NamedTuple):
     prepaid_principal_fen: int
     waived_fen: int
     penalty_charged_fen: int
+    kind: str  # payment or recovery (PaymentKind)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
