@@ -28,10 +28,7 @@ is flagged (``loans.repost_from``) for the repost that re-allocates and re-accru
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -39,6 +36,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from runoff.app.batches import Turn, post_chunks
 from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, RunoffError
 from runoff.money import from_minor, parse_amount
 from runoff.servicing.allocation import AllocationLine, allocate, apply_allocation, apply_credit
@@ -179,139 +177,16 @@ def post_payments(
     nothing; the others in its chunk post. Idempotency is the same as :func:`post_payment`,
     including keys repeated inside the batch. ``progress`` is called with the number of requests
     of each chunk once that chunk is committed. ``overlap`` (PostgreSQL): a second connection works on
-    the next chunk while one commits (:func:`_post_overlapped`); ``False`` posts on one connection.
+    the next chunk while one commits (:mod:`runoff.app.batches`); ``False`` posts on one connection.
     """
     if chunk_size < 1:
         raise InvalidInput(f"`chunk_size`: {chunk_size} is not allowed; expected 1 or more", field="chunk_size")
     chunks = [batch[start : start + chunk_size] for start in range(0, len(batch), chunk_size)]
-    with _long_lived_objects_frozen():
-        if overlap and uow.dialect == "postgresql" and len(chunks) > 1:
-            return _post_overlapped(chunks, actor=actor, uow=uow, progress=progress)
-        outcomes: list[PaymentOutcome] = []
-        for chunk in chunks:
-            outcomes.extend(_post_with_retry(chunk, actor=actor, uow=uow))
-            if progress is not None:
-                progress(len(chunk))
-        return outcomes
 
+    def post_chunk(chunk: Sequence[PaymentRequest], unit: UnitOfWork, turn: Turn | None) -> list[PaymentOutcome]:
+        return _post_with_retry(chunk, actor=actor, uow=unit, turn=turn)
 
-class _Turn:
-    """Where a chunk waits for the chunk before it, so that an overlapped batch posts as a sequential one would.
-
-    Chunk k takes its loan locks only once chunk k − 1 holds its own (a later chunk sharing a loan
-    then waits for the earlier chunk's commit and sees its payments: payments on one loan apply in
-    batch order), and writes only once chunk k − 1 has committed (a key repeated across chunks is
-    posted by its first occurrence and refused or replayed on the later one).
-    """
-
-    def __init__(self, k: int, locked: list[threading.Event], committed: list[threading.Event], stop: threading.Event):
-        self._previous = (locked[k - 1], committed[k - 1]) if k else None
-        self._locked = locked[k]
-        self._stop = stop
-
-    def before_locks(self) -> None:
-        if self._previous is not None:
-            self._wait(self._previous[0])
-
-    def after_locks(self) -> None:
-        self._locked.set()
-
-    def before_writes(self) -> None:
-        if self._previous is not None:
-            self._wait(self._previous[1])
-
-    def _wait(self, event: threading.Event) -> None:
-        while not event.wait(0.2):
-            if self._stop.is_set():
-                raise _Stopped
-
-
-class _Stopped(Exception):
-    """The other worker failed: this one gives up its chunk (rolled back) instead of waiting forever."""
-
-
-def _post_overlapped(
-    chunks: Sequence[Sequence[PaymentRequest]],
-    *,
-    actor: str,
-    uow: UnitOfWork,
-    progress: Callable[[int], None] | None,
-) -> list[PaymentOutcome]:
-    """PostgreSQL: two connections take alternate chunks, so that while one chunk's rows are written and
-    committed in the database the next chunk is read and allocated in Python.
-
-    Each chunk is still its own transaction with the same locks, idempotency and retries as
-    :func:`_post_with_retry`; :class:`_Turn` keeps the result identical to posting the chunks in order.
-    """
-    locked = [threading.Event() for _ in chunks]
-    committed = [threading.Event() for _ in chunks]
-    stop = threading.Event()
-    results: list[list[PaymentOutcome] | None] = [None] * len(chunks)
-    errors: list[BaseException] = []
-    finished = threading.Condition()
-
-    def worker(first: int, unit: UnitOfWork) -> None:
-        try:
-            for k in range(first, len(chunks), 2):
-                try:
-                    results[k] = _post_with_retry(
-                        chunks[k], actor=actor, uow=unit, turn=_Turn(k, locked, committed, stop)
-                    )
-                finally:
-                    locked[k].set()
-                    committed[k].set()
-                with finished:
-                    finished.notify_all()
-        except _Stopped:
-            pass
-        except BaseException as exc:  # handed to the caller's thread, which raises it
-            errors.append(exc)
-            stop.set()
-            with finished:
-                finished.notify_all()
-
-    units = (uow, uow.sibling())
-    threads = [threading.Thread(target=worker, args=(i, unit), daemon=True) for i, unit in enumerate(units)]
-    for thread in threads:
-        thread.start()
-    reported = 0
-    try:
-        with finished:
-            while reported < len(chunks) and not errors:
-                if results[reported] is None:
-                    finished.wait(0.2)
-                    continue
-                if progress is not None:
-                    progress(len(chunks[reported]))
-                reported += 1
-    except BaseException:
-        stop.set()  # the caller's progress callback failed: the workers stop before their next chunk
-        raise
-    finally:
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-    return [outcome for chunk in results if chunk is not None for outcome in chunk]
-
-
-@contextmanager
-def _long_lived_objects_frozen() -> Iterator[None]:
-    """Keep the cyclic garbage collector off the objects that existed before the batch.
-
-    A batch allocates millions of short-lived objects; each of CPython's full collections then walked
-    every long-lived object of the process (modules, metadata, the caller's data) and took about a
-    third of the batch's CPU. ``gc.freeze`` sets those aside for the batch; they are handed back after.
-    Left alone when the application froze objects itself or turned the collector off.
-    """
-    if gc.get_freeze_count() or not gc.isenabled():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+    return post_chunks(chunks, post_chunk, uow=uow, progress=progress, overlap=overlap)
 
 
 # --- request validation --------------------------------------------------------------------------------------------
@@ -373,7 +248,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def _post_with_retry(
-    requests: Sequence[PaymentRequest], *, actor: str, uow: UnitOfWork, turn: _Turn | None = None
+    requests: Sequence[PaymentRequest], *, actor: str, uow: UnitOfWork, turn: Turn | None = None
 ) -> list[PaymentOutcome]:
     for attempt in range(RETRIES):
         try:
@@ -421,7 +296,7 @@ class _Writes:
 
 
 def _post_chunk(
-    uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: str, turn: _Turn | None = None
+    uow: UnitOfWork, requests: Sequence[PaymentRequest], *, actor: str, turn: Turn | None = None
 ) -> list[PaymentOutcome]:
     ledger = uow.ledger
     now = uow.now()
