@@ -1,39 +1,55 @@
 """The main job (`make demo`): the whole wind-down on a fresh workspace, step by step.
 
 Each step calls the same use cases as the CLI and returns a small summary; the CLI renders them.
-Step 1 is a worked example of products, schedules, quotes and payments on the embedded ledger.
+Step 1 is a worked example of products, schedules, quotes and payments on the embedded ledger;
+step 2 generates the book and loads it into the ledger; step 3 services the book's next day (a
+payment file, the daily close, charge-offs, a recovery and a reversal); then the assessment and the
+exit plan.
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
+from sqlalchemy import select
 
 from runoff.app.assess import assess_book
 from runoff.app.book import book_info, generate_book, init_workspace, load_ledger
+from runoff.app.charge_offs import DEFAULT_MIN_DPD, WriteOffRun, write_off_due
 from runoff.app.close_day import close_day
 from runoff.app.context import AppContext, build_context
-from runoff.app.ledger_check import verify_ledger
+from runoff.app.ledger_check import VerifyReport, trial_balance, verify_ledger
 from runoff.app.loans import open_loan, quote_extension, quote_restructure, quote_settlement, show_loan
 from runoff.app.models import score_book, stress_book, train_from_book
 from runoff.app.notices import letter_pdf, prepare_announcement, render_loan_notice
+from runoff.app.payment_file import COLUMNS, PaymentFileResult, post_payment_file
 from runoff.app.payments import post_payment
 from runoff.app.plans import build_offers, read_offers, read_plan, run_plan
+from runoff.app.recoveries import post_recovery
+from runoff.app.reversals import reverse_payment
 from runoff.compliance.facts import Channel
 from runoff.config import Settings
 from runoff.errors import ConfigError, InvariantBroken
+from runoff.money import from_minor
 from runoff.plan.notices import Language
 from runoff.portfolio.generator import BookConfig
 from runoff.servicing.apr import apr_of_schedule
-from runoff.servicing.product import Method, Product, parse_product
+from runoff.servicing.delinquency import accrue_penalties, days_past_due
+from runoff.servicing.position import SCHEDULED_COMPONENTS, ZERO, LoanPosition
+from runoff.servicing.product import Component, Method, Product, parse_product
 from runoff.servicing.schedule import build_schedule
+from runoff.store.ledger.models import ACCOUNT_KINDS, LoanStatus, loans
+from runoff.store.ledger.unit_of_work import UnitOfWork
 from runoff.store.workspace import Workspace
 
 ACTOR = "demo"
@@ -211,6 +227,376 @@ def generated_book(
     return step
 
 
+# --- a day of servicing on the book ----------------------------------------------------------------------------
+
+PAYMENT_FILES = "payment-files"
+"""Where the demo writes the day's payment file, under data/ (``data/payments/`` is the book's payments table)."""
+
+UNKNOWN_LOAN = "X-00000000"
+"""A loan id the processor sent by mistake: the generated book's ids are digits only, so it is in no ledger."""
+
+PAYMENT_BEHAVIOUR: tuple[tuple[int | None, float, tuple[float, float]], ...] = (
+    (0, 0.92, (0.30, 0.90)),  # due on the day, nothing overdue: most debits (代扣) go through in full
+    (30, 0.75, (0.30, 0.90)),  # M1: most cure (the generated book's 30-day cure rate is about 88 %)
+    (90, 0.45, (0.20, 0.70)),  # M2 and M3
+    (None, 0.15, (0.05, 0.30)),  # M4+: mostly small payments promised to the collectors
+)
+"""(highest DPD of the band, share of rows paying in full, a partial row's share of what is due: low, high)."""
+
+FALLBACK_MIN_DPD = 90
+"""The charge-off threshold used when no loan is 180+ DPD (a small book): 90 days, where a loan is non-performing."""
+
+RECOVERED_SHARE = Decimal("0.20")
+BOUNCED = "bounced: the payer's bank returned the debit (退票)"
+
+
+@dataclass(frozen=True, slots=True)
+class AmountDue:
+    """What an open loan owes on ``day``: every installment due on or before it with penalty to the day, less credit."""
+
+    loan_id: str
+    days_past_due: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """A row of the demo's payment file, and what the demo meant by it.
+
+    ``kind``: ``full`` (what is due), ``part``, or a deliberate mistake: ``unknown-loan``,
+    ``repeated-key`` (another amount under a key already in the file), ``negative-amount``.
+    """
+
+    loan_id: str
+    amount: Decimal
+    value_date: date
+    idempotency_key: str
+    kind: str
+    days_past_due: int | None = None
+
+
+MISTAKES = ("unknown-loan", "repeated-key", "negative-amount")
+
+
+def amounts_due(day: date, *, uow: UnitOfWork) -> list[AmountDue]:
+    """Open loans with something unpaid due on or before ``day`` and what settles it, read from the ledger in sets.
+
+    One query on the ``(status, oldest_unpaid_due_date)`` index finds the loans; their positions are read in
+    bulk (:meth:`~runoff.store.ledger.repository.LedgerRepository.positions_and_rows`, a few queries per 2,000
+    loans). Penalty is brought to ``day`` as posting a payment with that value date does.
+    """
+    with uow:
+        ids = list(
+            uow.connection.execute(
+                select(loans.c.id)
+                .where(loans.c.status == LoanStatus.OPEN.value, loans.c.oldest_unpaid_due_date <= day)
+                .order_by(loans.c.id)
+            ).scalars()
+        )
+        records, versions = uow.ledger.loans_with_live_versions(ids)
+        positions, _ = uow.ledger.positions_and_rows(records.values(), versions=versions)
+    out: list[AmountDue] = []
+    for loan_id in ids:
+        position = _penalty_to(positions[loan_id], day)
+        owed = sum((max(i.outstanding(c), ZERO) for i in position.due_by(day) for c in Component), ZERO)
+        owed -= position.credit_balance
+        if owed > 0:
+            out.append(AmountDue(loan_id, days_past_due(position, day), owed))
+    return out
+
+
+def _penalty_to(position: LoanPosition, day: date) -> LoanPosition:
+    """``position`` with penalty accrued to ``day`` when any could have accrued since the last close."""
+    grace = position.product.penalty.grace_days
+    for inst in position.installments:
+        if (day - inst.due_date).days > grace and any(inst.outstanding(c) > 0 for c in SCHEDULED_COMPONENTS):
+            return accrue_penalties(position, day)
+    return position
+
+
+def _behaviour(dpd: int) -> tuple[float, tuple[float, float]]:
+    for highest, full, part in PAYMENT_BEHAVIOUR:
+        if highest is None or dpd <= highest:
+            return full, part
+    raise AssertionError("unreachable")  # pragma: no cover - the last band has no upper bound
+
+
+def payment_rows(dues: Sequence[AmountDue], day: date, *, rng: np.random.Generator) -> list[PaymentRow]:
+    """The day's payment file (代扣回盘): a row per loan with something due, then three deliberate mistakes.
+
+    Whether a row pays in full or part follows :data:`PAYMENT_BEHAVIOUR` by the loan's DPD; a partial
+    row pays a share of what is due, in whole yuan. Keys are the processor's serial numbers (流水号).
+    The mistakes: an unknown loan (a third of the way down), a negative amount (two thirds), and, last,
+    the first full row's key again with another amount.
+    """
+    pays_full = rng.random(len(dues))
+    shares = rng.random(len(dues))
+    rows: list[PaymentRow] = []
+    for n, due in enumerate(dues):
+        full, (low, high) = _behaviour(due.days_past_due)
+        amount, kind = due.amount, "full"
+        if pays_full[n] >= full:
+            share = Decimal(f"{low + (high - low) * shares[n]:.4f}")
+            part = (due.amount * share).quantize(Decimal(1), ROUND_DOWN)
+            if Decimal(1) <= part < due.amount:
+                amount, kind = part, "part"
+        rows.append(PaymentRow(due.loan_id, amount, day, _serial(day, n + 1), kind, due.days_past_due))
+    serial = len(rows)
+
+    def mistake(kind: str, loan_id: str, amount: Decimal, key: str | None = None) -> PaymentRow:
+        nonlocal serial
+        serial += 1
+        return PaymentRow(loan_id, amount, day, key or _serial(day, serial), kind)
+
+    first = next((r for r in rows if r.kind == "full"), rows[0] if rows else None)
+    rows.insert(len(rows) // 3, mistake("unknown-loan", UNKNOWN_LOAN, Decimal("100.00")))
+    if first is not None:
+        rows.insert(2 * len(rows) // 3, mistake("negative-amount", first.loan_id, -first.amount))
+        rows.append(mistake("repeated-key", first.loan_id, first.amount + 100, first.idempotency_key))
+    return rows
+
+
+def _serial(day: date, n: int) -> str:
+    return f"DK{day:%Y%m%d}{n:08d}"
+
+
+def write_payment_file(rows: Sequence[PaymentRow], path: Path) -> Path:
+    """``rows`` as a payment file (CSV, UTF-8, the four columns of :mod:`runoff.app.payment_file`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow((r.loan_id, f"{r.amount:.2f}", r.value_date.isoformat(), r.idempotency_key))
+    return path
+
+
+def servicing_day(
+    workspace: Workspace,
+    ctx: AppContext,
+    *,
+    after: date,
+    delinquent_before: int,
+    seed: int,
+    track: Tracker,
+) -> StepResult:
+    """The book's next day: its payment file posted, the day closed, 180+ DPD charged off, a recovery, a reversal."""
+    step = StepResult("Servicing: a day of collections (还款、核销、回收、冲正)")
+    day = after + timedelta(days=1)
+
+    started = time.perf_counter()
+    dues = amounts_due(day, uow=ctx.uow(write=False))
+    rows = payment_rows(dues, day, rng=np.random.default_rng(seed))
+    path = write_payment_file(rows, workspace.data_dir / PAYMENT_FILES / f"{day.isoformat()}.csv")
+    built = time.perf_counter()
+    posted = post_payment_file(path, actor=ACTOR, uow=ctx.uow(), progress=_bar(track, "posting the payment file"))
+    posting = time.perf_counter() - built
+    kinds = {k: sum(1 for r in rows if r.kind == k) for k in ("full", "part")}
+    deliberate = [
+        {"kind": r.kind, "row": n, "idempotency_key": r.idempotency_key}
+        for n, r in enumerate(rows, start=1)
+        if r.kind in MISTAKES
+    ]
+    step.lines.append(
+        f"payment file for {day}: {len(dues):,} open loans owe {sum((d.amount for d in dues), ZERO):,} yuan due "
+        f"on or before it; {kinds['full']:,} rows pay that in full, {kinds['part']:,} pay part, "
+        f"{len(deliberate)} are deliberately bad -> {path} (read and written in {built - started:.1f} s)"
+    )
+    step.lines.append(
+        f"posted: {posted.read:,} rows read = {posted.posted:,} posted + {posted.replayed:,} replayed + "
+        f"{posted.refused:,} refused; {posted.amount_posted:,} yuan posted; {len(posted.loans_closed):,} loans paid off; in {posting:.1f} s"
+    )
+    for r in posted.refusals[:5]:
+        step.lines.append(f"  refused row {r.row:,} ({r.code}, {r.field}): {r.message}")
+    if posted.refused > 5:
+        step.lines.append(f"  ... and {posted.refused - 5:,} more")
+    if posted.refusals_file is not None:
+        step.lines.append(f"  refusals report: {posted.refusals_file}")
+    step.outputs.append(str(path))
+    if posted.refusals_file is not None:
+        step.outputs.append(str(posted.refusals_file))
+
+    closed = close_day(
+        as_of=day,
+        actor=ACTOR,
+        uow=ctx.uow(),
+        progress=lambda label, d, t: track(f"close of {day}: {label}", d, t),
+    )
+    penalty = f"penalty charged {_yuan(closed.penalty_fen)}"
+    if closed.penalty_fen == 0:
+        penalty += " (each row posted had already charged its loan's penalty up to its value date)"
+    step.lines.append(
+        f"close of {day}: {closed.delinquent_loans:,} delinquent loans after it, against {delinquent_before:,} "
+        f"at the {after} close; {penalty}; {closed.seconds:.1f} s"
+    )
+
+    charged = write_off_due(
+        as_of=day, actor=ACTOR, uow=ctx.uow(), progress=_bar(track, f"charging off {DEFAULT_MIN_DPD}+ DPD")
+    )
+    fallback = charged.candidates == 0
+    if fallback:
+        charged = write_off_due(
+            as_of=day,
+            actor=ACTOR,
+            uow=ctx.uow(),
+            min_dpd=FALLBACK_MIN_DPD,
+            progress=_bar(track, f"charging off {FALLBACK_MIN_DPD}+ DPD"),
+        )
+    step.lines.append(_charge_off_line(charged, fallback=fallback))
+
+    recovery = None
+    if charged.written_off:
+        target = charged.written_off[0]
+        debt = target.contractual_debt
+        amount = min(max((debt * RECOVERED_SHARE).quantize(Decimal(1), ROUND_DOWN), Decimal("0.01")), debt)
+        recovery = post_recovery(
+            target.loan_id,
+            amount,
+            value_date=day,
+            idempotency_key=f"recovery:{target.loan_id}:{day.isoformat()}",
+            actor=ACTOR,
+            uow=ctx.uow(),
+        )
+        step.lines.append(
+            f"recovery on charged-off loan {recovery.loan_id}: {recovery.amount:,} yuan from the collection agency "
+            f"(Dr cash_clearing / Cr recoveries); {recovery.owed_after:,} yuan still owed by contract"
+        )
+    else:
+        step.lines.append("recovery: no loan was charged off, so there is none to post")
+
+    reversal = None
+    refused_rows = {r.row for r in posted.refusals}
+    bounced = next(
+        (
+            r
+            for n, r in enumerate(rows, start=1)
+            if r.kind == "full"
+            and r.days_past_due == 0
+            and n not in refused_rows
+            and r.loan_id not in posted.loans_closed
+            and r.idempotency_key not in {d["idempotency_key"] for d in deliberate}
+        ),
+        None,
+    )
+    if bounced is not None:
+        with ctx.uow(write=False) as uow:
+            payment = uow.ledger.payments_by_keys([bounced.idempotency_key])[bounced.idempotency_key]
+        reversal = reverse_payment(
+            payment.id,
+            reason=BOUNCED,
+            idempotency_key=f"reversal:{bounced.idempotency_key}",
+            actor=ACTOR,
+            uow=ctx.uow(),
+        )
+        step.lines.append(
+            f"reversal: payment {reversal.payment_id} ({reversal.amount:,} on loan {reversal.loan_id}) bounced (退票): "
+            f"journal entries mirrored {reversal.entries_reversed}, allocations taken back "
+            f"{reversal.allocations_reversed}, loan reposted from {reversal.reposted_from}; it owes its installment again "
+            f"({reversal.outstanding_principal:,} principal outstanding, {reversal.loan_status})"
+        )
+    else:
+        step.lines.append("reversal: no payment in full on a current loan to bounce")
+
+    report = verify_ledger(uow=ctx.uow(write=False))
+    balances = trial_balance(uow=ctx.uow(write=False), as_of=day)
+    debit_side = sum(v for a, v in balances.items() if ACCOUNT_KINDS[a] in ("asset", "expense"))
+    credit_side = sum(v for a, v in balances.items() if ACCOUNT_KINDS[a] not in ("asset", "expense"))
+    step.lines += _verify_lines(report)
+    step.lines.append(
+        f"trial balance (试算平衡) as of {day}: assets + expenses {_yuan(debit_side)} "
+        f"{'=' if debit_side == credit_side else '!='} liabilities + income {_yuan(credit_side)}"
+    )
+    step.lines.append("  " + ", ".join(f"{account.value} {_yuan(v)}" for account, v in balances.items() if v))
+    step.data.update(
+        {
+            "day": day,
+            "seconds": round(time.perf_counter() - started, 1),
+            "due": {"loans": len(dues), "amount": str(sum((d.amount for d in dues), ZERO))},
+            "rows": {**kinds, "deliberate": deliberate},
+            "payment_file": _file_summary(posted),
+            "close": closed.to_dict(),
+            "charge_off": {**_charge_off_summary(charged), "fallback_from": DEFAULT_MIN_DPD if fallback else None},
+            "recovery": recovery.to_dict() if recovery else None,
+            "reversal": reversal.to_dict() if reversal else None,
+            "verify": {
+                "ok": report.ok,
+                "counts": report.counts,
+                "loans": report.loans,
+                "payments": report.payments,
+                "journal_entries": report.journal_entries,
+            },
+            "trial_balance": {
+                "balances": {a.value: str(from_minor(v)) for a, v in balances.items()},
+                "debits_equal_credits": debit_side == credit_side,
+            },
+        }
+    )
+    return step
+
+
+def _verify_lines(report: VerifyReport) -> list[str]:
+    """Verify's verdict; a finding is shown, not raised, so the demo still ends by listing its reports."""
+    checked = (
+        f"{len(report.counts)} checks over {report.loans:,} loans, {report.payments:,} payments and "
+        f"{report.journal_entries:,} journal entries in {report.seconds:.1f} s"
+    )
+    if report.ok:
+        return [f"ledger verify: clean, {checked}"]
+    broken = ", ".join(f"{name} {n:,}" for name, n in report.counts.items() if n)
+    return [
+        f"ledger verify: NOT CLEAN ({broken}), {checked}",
+        *(f"  {f.check}: {f.message}" for f in report.findings[:3]),
+    ]
+
+
+def _charge_off_line(run: WriteOffRun, *, fallback: bool) -> str:
+    owed = sum((r.contractual_debt for r in run.written_off), ZERO)
+    line = (
+        f"charge-off (核销) at {run.min_dpd}+ DPD as of {run.as_of}: {len(run.written_off):,} of {run.candidates:,} "
+        f"loans, {run.principal:,} principal + {run.penalty:,} penalty = {run.principal + run.penalty:,} yuan "
+        f"written off; {owed:,} yuan still owed by contract (账销案存)"
+    )
+    if run.refused:
+        line += f"; {len(run.refused):,} refused ({run.refused[0][1].message})"
+    if fallback:
+        line += (
+            f" — no open loan was {DEFAULT_MIN_DPD}+ DPD on {run.as_of} in this book, so the policy ran at "
+            f"{FALLBACK_MIN_DPD}+ DPD, where a loan is non-performing"
+        )
+    return line
+
+
+def _charge_off_summary(run: WriteOffRun) -> dict[str, Any]:
+    return {
+        "as_of": run.as_of,
+        "min_dpd": run.min_dpd,
+        "candidates": run.candidates,
+        "loans": len(run.written_off),
+        "loan_ids": [r.loan_id for r in run.written_off],
+        "refused": len(run.refused),
+        "principal": str(run.principal),
+        "penalty": str(run.penalty),
+        "written_off": str(run.principal + run.penalty),
+    }
+
+
+def _file_summary(result: PaymentFileResult) -> dict[str, Any]:
+    return {
+        "file": str(result.file),
+        "read": result.read,
+        "posted": result.posted,
+        "replayed": result.replayed,
+        "refused": result.refused,
+        "amount_posted": str(result.amount_posted),
+        "loans_closed": len(result.loans_closed),
+        "refusals_file": str(result.refusals_file) if result.refusals_file else None,
+        "refusals": [
+            {"row": r.row, "idempotency_key": r.idempotency_key, "code": r.code, "field": r.field, "message": r.message}
+            for r in result.refusals
+        ],
+    }
+
+
 STRESS_SCENARIO = "severe-2020.yaml"
 
 
@@ -334,6 +720,18 @@ def run_demo(
         report(steps[-1])
     with build_context(settings) as ctx:
         steps.append(generated_book(workspace, ctx, customers=customers, months=months, seed=seed, track=track))
+        report(steps[-1])
+        close = steps[-1].data["close"]
+        steps.append(
+            servicing_day(
+                workspace,
+                ctx,
+                after=date.fromisoformat(close["as_of"]),
+                delinquent_before=close["delinquent_loans"],
+                seed=seed,
+                track=track,
+            )
+        )
         report(steps[-1])
         steps.append(assessment(workspace, examples, now=ctx.clock(), track=track))
         report(steps[-1])
