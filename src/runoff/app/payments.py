@@ -116,10 +116,7 @@ class PaymentResult:
             "amount": str(self.amount),
             "value_date": self.value_date.isoformat(),
             "idempotency_key": self.idempotency_key,
-            "allocations": [
-                {"installment": line.number, "component": line.component.value, "amount": str(line.amount)}
-                for line in self.lines
-            ],
+            "allocations": [line.to_dict() for line in self.lines],
             "credited": str(self.credited),
             "prepaid_principal": str(self.prepaid_principal),
             "waived": str(self.waived),
@@ -599,10 +596,7 @@ def _post_one(
         "penalty_charged": str(penalty_charged),
     }
     if allocation.repriced:
-        details["repriced"] = [
-            {"installment": line.number, "component": line.component.value, "amount": str(line.amount)}
-            for line in allocation.repriced
-        ]
+        details["repriced"] = [line.to_dict() for line in allocation.repriced]
     if waived_total:
         details["waived"] = str(waived_total)
     if backdated:

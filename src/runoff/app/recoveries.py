@@ -92,10 +92,7 @@ class RecoveryResult:
             "amount": str(self.amount),
             "value_date": self.value_date.isoformat(),
             "idempotency_key": self.idempotency_key,
-            "allocations": [
-                {"installment": line.number, "component": line.component.value, "amount": str(line.amount)}
-                for line in self.lines
-            ],
+            "allocations": [line.to_dict() for line in self.lines],
             "owed_after": str(self.owed_after),
             "fully_recovered": self.fully_recovered,
             "replayed": self.replayed,

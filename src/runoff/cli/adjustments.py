@@ -21,7 +21,7 @@ from runoff.app.charge_offs import WriteOffResult, WriteOffRun, write_off, write
 from runoff.app.recoveries import post_recovery
 from runoff.app.reversals import reverse_payment
 from runoff.cli.ledger import ActorOption, WorkspaceOption, actor_name, ledger_context, parse_date
-from runoff.cli.output import JsonOption, emit, err_console
+from runoff.cli.output import JsonOption, allocation_table, emit, err_console
 from runoff.errors import InvalidInput
 from runoff.money import parse_amount
 
@@ -174,12 +174,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"recovery {result.payment_id} {head}: {result.amount} on loan {result.loan_id} value {result.value_date}"
             )
-            table = Table()
-            for name in ("installment", "component", "amount"):
-                table.add_column(name, justify="right")
-            for line in result.lines:
-                table.add_row(str(line.number), line.component.value, str(line.amount))
-            console.print(table)
+            console.print(allocation_table(result.lines))
             tail = "fully recovered" if result.fully_recovered else f"still owed by contract {result.owed_after}"
             console.print(f"loan {result.loan_id}: {tail}")
 

@@ -20,7 +20,7 @@ from runoff.app.context import AppContext, build_context, unreachable
 from runoff.app.ledger_check import trial_balance, verify_ledger
 from runoff.app.loans import LoanView, open_loan, show_loan
 from runoff.app.payments import DEFAULT_CHUNK, post_payment
-from runoff.cli.output import JsonOption, emit
+from runoff.cli.output import JsonOption, allocation_table, emit
 from runoff.config import Settings
 from runoff.errors import InvalidInput
 from runoff.money import from_minor, parse_amount
@@ -404,14 +404,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"payment {result.payment_id} {head}: {result.amount} on loan {result.loan_id} value {result.value_date}"
             )
-            table = Table()
-            for name in ("installment", "component", "amount"):
-                table.add_column(name, justify="right")
-            for line in result.lines:
-                table.add_row(str(line.number), line.component.value, str(line.amount))
-            if result.credited:
-                table.add_row("-", "credit", str(result.credited))
-            console.print(table)
+            console.print(allocation_table(result.lines, credited=result.credited))
             extra = f", residual {result.waived} waived" if result.waived else ""
             console.print(
                 f"loan {result.loan_id} {result.loan_status}, principal outstanding {result.outstanding_principal}{extra}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from runoff.errors import RunoffError
 
@@ -63,3 +64,15 @@ def fail(error: RunoffError, *, as_json: bool) -> None:
         f"[red]error[/red] {error.code}{rule}: {error.message}", markup=True, highlight=False, soft_wrap=True
     )
     raise typer.Exit(code=error.exit_code)
+
+
+def allocation_table(lines: Any, *, credited: Decimal | None = None) -> Table:
+    """Where a payment or recovery went: one row per installment and component, plus credit held."""
+    table = Table()
+    for name in ("installment", "component", "amount"):
+        table.add_column(name, justify="right")
+    for line in lines:
+        table.add_row(str(line.number), line.component.value, str(line.amount))
+    if credited:
+        table.add_row("-", "credit", str(credited))
+    return table

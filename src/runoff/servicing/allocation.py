@@ -45,6 +45,10 @@ class AllocationLine:
     component: Component
     amount: Decimal
 
+    def to_dict(self) -> dict[str, str | int]:
+        """The line as results and the audit log write it (the amount as a decimal string)."""
+        return {"installment": self.number, "component": self.component.value, "amount": str(self.amount)}
+
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
