@@ -44,7 +44,7 @@ from runoff.money import from_minor
 from runoff.plan.notices import Language
 from runoff.portfolio.generator import BookConfig
 from runoff.servicing.apr import apr_of_schedule
-from runoff.servicing.delinquency import accrue_penalties, days_past_due
+from runoff.servicing.delinquency import accrue_penalties
 from runoff.servicing.position import SCHEDULED_COMPONENTS, ZERO, LoanPosition
 from runoff.servicing.product import Component, Method, Product, parse_product
 from runoff.servicing.schedule import build_schedule
@@ -300,8 +300,9 @@ def amounts_due(day: date, *, uow: UnitOfWork) -> list[AmountDue]:
         position = _penalty_to(positions[loan_id], day)
         owed = sum((max(i.outstanding(c), ZERO) for i in position.due_by(day) for c in Component), ZERO)
         owed -= position.credit_balance
+        oldest = records[loan_id].oldest_unpaid_due_date  # kept by the close and each posting: DPD without a replay
         if owed > 0:
-            out.append(AmountDue(loan_id, days_past_due(position, day), owed))
+            out.append(AmountDue(loan_id, max((day - oldest).days, 0) if oldest else 0, owed))
     return out
 
 
