@@ -401,11 +401,13 @@ def servicing_day(
     step.lines.append(
         f"payment file for {day}: {len(dues):,} open loans owe {sum((d.amount for d in dues), ZERO):,} yuan due "
         f"on or before it; {kinds['full']:,} rows pay that in full, {kinds['part']:,} pay part, "
-        f"{len(deliberate)} are deliberately bad -> {path} (read and written in {built - started:.1f} s)"
+        f"{len(deliberate)} are deliberately bad -> {path} (amounts read from the ledger, file written: "
+        f"{built - started:.1f} s)"
     )
     step.lines.append(
         f"posted: {posted.read:,} rows read = {posted.posted:,} posted + {posted.replayed:,} replayed + "
-        f"{posted.refused:,} refused; {posted.amount_posted:,} yuan posted; {len(posted.loans_closed):,} loans paid off; in {posting:.1f} s"
+        f"{posted.refused:,} refused; {posted.amount_posted:,} yuan posted, {len(posted.loans_closed):,} loans "
+        f"paid off; {posting:.1f} s"
     )
     for r in posted.refusals[:5]:
         step.lines.append(f"  refused row {r.row:,} ({r.code}, {r.field}): {r.message}")
@@ -467,6 +469,8 @@ def servicing_day(
 
     reversal = None
     refused_rows = {r.row for r in posted.refusals}
+    paid_off = set(posted.loans_closed)
+    mistaken_keys = {d["idempotency_key"] for d in deliberate}
     bounced = next(
         (
             r
@@ -474,8 +478,8 @@ def servicing_day(
             if r.kind == "full"
             and r.days_past_due == 0
             and n not in refused_rows
-            and r.loan_id not in posted.loans_closed
-            and r.idempotency_key not in {d["idempotency_key"] for d in deliberate}
+            and r.loan_id not in paid_off
+            and r.idempotency_key not in mistaken_keys
         ),
         None,
     )
@@ -492,8 +496,8 @@ def servicing_day(
         step.lines.append(
             f"reversal: payment {reversal.payment_id} ({reversal.amount:,} on loan {reversal.loan_id}) bounced (退票): "
             f"journal entries mirrored {reversal.entries_reversed}, allocations taken back "
-            f"{reversal.allocations_reversed}, loan reposted from {reversal.reposted_from}; it owes its installment again "
-            f"({reversal.outstanding_principal:,} principal outstanding, {reversal.loan_status})"
+            f"{reversal.allocations_reversed}, loan reposted from {reversal.reposted_from}; it owes its "
+            f"installment again ({reversal.outstanding_principal:,} principal outstanding, {reversal.loan_status})"
         )
     else:
         step.lines.append("reversal: no payment in full on a current loan to bounce")
