@@ -386,7 +386,9 @@ def servicing_day(
     day = after + timedelta(days=1)
 
     started = time.perf_counter()
+    track("reading amounts due from the ledger", 0, 1)
     dues = amounts_due(day, uow=ctx.uow(write=False))
+    track("reading amounts due from the ledger", 1, 1)
     rows = payment_rows(dues, day, rng=np.random.default_rng(seed))
     path = write_payment_file(rows, workspace.data_dir / PAYMENT_FILES / f"{day.isoformat()}.csv")
     built = time.perf_counter()
@@ -502,8 +504,11 @@ def servicing_day(
     else:
         step.lines.append("reversal: no payment in full on a current loan to bounce")
 
+    track("ledger verify and trial balance", 0, 2)
     report = verify_ledger(uow=ctx.uow(write=False))
+    track("ledger verify and trial balance", 1, 2)
     balances = trial_balance(uow=ctx.uow(write=False), as_of=day)
+    track("ledger verify and trial balance", 2, 2)
     debit_side = sum(v for a, v in balances.items() if ACCOUNT_KINDS[a] in ("asset", "expense"))
     credit_side = sum(v for a, v in balances.items() if ACCOUNT_KINDS[a] not in ("asset", "expense"))
     step.lines += _verify_lines(report)
