@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -17,7 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from runoff.app.close_day import CloseDayResult, close_day, repost_loan
+from runoff.app.context import AppContext
+from runoff.app.month_end import AfterClose, month_end_of, snapshot_after_close
 from runoff.cli.ledger import ActorOption, WorkspaceOption, actor_name, ledger_context, parse_date
+from runoff.cli.month_end import reading, render_after_close
 from runoff.cli.output import JsonOption, emit, err_console
 from runoff.store.ledger.daily_close import DEFAULT_CHUNK
 
@@ -71,6 +75,17 @@ def _render_close(result: CloseDayResult, console: Console) -> None:
     console.print(buckets)
 
 
+def _month_end(ctx: AppContext, day: date, *, skip: bool, quiet: bool) -> AfterClose | None:
+    """The month end's snapshot after its close (None on other days). Automatic, so no month goes missing from
+    the performance table because a flag was forgotten; ``--no-snapshot`` leaves it to ``runoff snapshot``."""
+    if day != month_end_of(day):
+        return None
+    if skip:
+        return AfterClose("skipped", reason=f"--no-snapshot (write it with `runoff snapshot --as-of {day}`)")
+    with reading(quiet=quiet, as_of=day.isoformat()):
+        return snapshot_after_close(ctx, as_of=day)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``close-day`` and ``repost`` to ``app``."""
 
@@ -81,22 +96,48 @@ def register(app: typer.Typer) -> None:
             False, "--allow-backwards", help="Close a day before the last close (recomputes DPD and buckets only)."
         ),
         chunk_size: int = typer.Option(DEFAULT_CHUNK, "--chunk-size", min=1, help="Loans per set-based page."),
+        no_snapshot: bool = typer.Option(
+            False,
+            "--no-snapshot",
+            help="On a month end, leave the workspace's performance table alone (`runoff snapshot` writes it later).",
+        ),
         workspace: Path | None = WorkspaceOption,
         actor: str | None = ActorOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Daily close: DPD, buckets and penalty interest for every open loan, set-based; reposts backdated loans."""
+        """Daily close: DPD, buckets and penalty interest for every open loan, set-based; reposts backdated loans.
+
+        On the last day of a month, when the workspace holds a book, the month end is then appended to its
+        performance table (月末表现快照, as `runoff snapshot`); exit 1 when the close is done but that failed.
+        """
         day = parse_date(as_of, field="as-of")
-        with ledger_context(workspace) as ctx, _progress(quiet=as_json) as progress:
-            result = close_day(
-                as_of=day,
-                actor=actor_name(actor),
-                uow=ctx.uow(),
-                allow_backwards=allow_backwards,
-                chunk_size=chunk_size,
-                progress=progress,
+        with ledger_context(workspace) as ctx:
+            with _progress(quiet=as_json) as progress:
+                result = close_day(
+                    as_of=day,
+                    actor=actor_name(actor),
+                    uow=ctx.uow(),
+                    allow_backwards=allow_backwards,
+                    chunk_size=chunk_size,
+                    progress=progress,
+                )
+            after = _month_end(ctx, day, skip=no_snapshot, quiet=as_json)
+
+        def render(console: Console) -> None:
+            _render_close(result, console)
+            if after is not None:
+                render_after_close(after, console)
+
+        emit({**result.to_dict(), "snapshot": after.to_dict() if after else None}, as_json=as_json, render=render)
+        if after is not None and after.status == "failed":
+            err_console.print(
+                f"[red]error[/red] {after.error.code if after.error else 'month_end.failed'}: the close of {day} is "
+                f"done; its month-end snapshot failed: {after.reason}; run `runoff snapshot --as-of {day}` once fixed",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
             )
-        emit(result.to_dict(), as_json=as_json, render=lambda c: _render_close(result, c))
+            raise typer.Exit(code=1)
 
     @app.command("repost")
     def repost_command(

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "runoff.cli.ledger",
     "runoff.cli.adjustments",
     "runoff.cli.close",
+    "runoff.cli.month_end",
     "runoff.cli.book",
     "runoff.cli.tape",
     "runoff.cli.risk",
