@@ -16,7 +16,8 @@ the books now say):
 * flows of the month (paid by component, penalty charged): journal lines dated in the month, of the entries
   that carry them (payment, credit applied, penalty accrual, and the reversals of those: a reversal is dated
   as the entry it mirrors, so a reversed payment nets to nothing);
-* the schedule version live at ``as_of``: the latest version not reversed that starts on or before it.
+* the schedule version live at ``as_of``: the latest version not reversed that took effect by then
+  (:func:`_versions_at`).
 
 The columns, matching the generator's definitions (:mod:`runoff.portfolio.lifecycle`):
 
@@ -54,7 +55,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Connection, Date, String, and_, any_, bindparam, case, func, literal, or_, select
+from sqlalchemy import Connection, Date, String, and_, any_, bindparam, case, cast, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -338,15 +339,50 @@ def _flows(conn: Connection, as_of: date, first: date) -> pl.DataFrame:
 
 
 def _versions_at(conn: Connection, as_of: date) -> pl.DataFrame:
-    """Loans re-scheduled at some point: the version live at ``as_of`` (latest not reversed that started by then)."""
-    v = schedule_versions
+    """Loans re-scheduled at some point: the version live at ``as_of``, the latest not reversed that took effect by then.
+
+    A version takes effect on the value date of its ``reschedule`` entry (展期 / 债务重组: haircut, capitalised or
+    carried amounts, penalty waived), else on the due date of the arrears it carries (installment 0, due on the
+    day it was applied), else on the day it was created. Its ``start_date`` is no guide: an extension's schedule
+    starts on the last due date before it.
+    """
+    v, je, i = schedule_versions, journal_entries, installments
     standing = case((v.c.reversed_at.is_(None), 1), else_=literal(0))
-    query = select(v.c.loan_id, v.c.version, v.c.start_date, standing).where(v.c.version > 1)
-    rows = _frame(
-        conn, query, {"ledger_id": pl.String, "version": pl.Int64, "start_date": pl.Date, "standing": pl.Int64}
+    rescheduled = (
+        select(je.c.loan_id, je.c.schedule_version, func.min(je.c.value_date).label("on"))
+        .where(
+            je.c.kind == EntryKind.RESCHEDULE.value,
+            je.c.loan_id.in_(select(v.c.loan_id).where(v.c.version > 1)),
+        )
+        .group_by(je.c.loan_id, je.c.schedule_version)
+        .subquery("rescheduled")
     )
+    created = func.date(v.c.created_at) if conn.dialect.name == "sqlite" else cast(v.c.created_at, Date)
+    query = (
+        select(v.c.loan_id, v.c.version, standing, rescheduled.c.on, i.c.due_date, created)
+        .select_from(
+            v.outerjoin(
+                rescheduled,
+                and_(rescheduled.c.loan_id == v.c.loan_id, rescheduled.c.schedule_version == v.c.version),
+            ).outerjoin(i, and_(i.c.loan_id == v.c.loan_id, i.c.schedule_version == v.c.version, i.c.number == 0))
+        )
+        .where(v.c.version > 1)
+    )
+    rows = _frame(
+        conn,
+        query,
+        {
+            "ledger_id": pl.String,
+            "version": pl.Int64,
+            "standing": pl.Int64,
+            "rescheduled_on": pl.Date,
+            "carried_due": pl.Date,
+            "created_on": pl.Date,
+        },
+    )
+    effective = pl.coalesce("rescheduled_on", "carried_due", "created_on")
     return (
-        rows.filter((pl.col("standing") == 1) & (pl.col("start_date") <= as_of))
+        rows.filter((pl.col("standing") == 1) & (effective <= as_of))
         .group_by("ledger_id")
         .agg(pl.col("version").max().alias("version_at"))
         .join(rows.select("ledger_id").unique(), on="ledger_id", how="right")
