@@ -36,13 +36,15 @@ import pytest
 from sqlalchemy import func, select
 
 from runoff.app.assess import book_analytics
+from runoff.app.book import generate_book, load_ledger
 from runoff.app.charge_offs import write_off
 from runoff.app.close_day import close_day
 from runoff.app.context import AppContext
 from runoff.app.loans import Arrears, apply_schedule, open_loan, quote_extension, quote_restructure
-from runoff.app.month_end import ledger_months, snapshot_after_close, snapshot_month_end
+from runoff.app.month_end import ledger_month_end, ledger_months, snapshot_after_close, snapshot_month_end
 from runoff.app.payments import post_payment
 from runoff.errors import Conflict, InvalidInput, NotFound
+from runoff.portfolio.generator import BookConfig
 from runoff.portfolio.schemas import LOANS, PERFORMANCE
 from runoff.servicing.product import Product, parse_product
 from runoff.store.ledger.models import LedgerAccount, journal_lines
@@ -339,3 +341,28 @@ def test_roll_rates_read_the_ledgers_month_after_the_books_own(book):
     assert current["collected_fen"] == 40_720 + 120_000 + 40_720  # 101, 103 and 104 in February
     m3 = rolls["M3"]  # 105, written off
     assert (m3["from_loans"], m3["charged_off_loans"], m3["charged_off_fen"]) == (1, 1, 120_000)
+
+
+def test_the_ledgers_reading_of_the_go_live_month_matches_the_generators_own_rows(ledger, tmp_path):
+    """The same definitions on both sides: a generated book loaded into the ledger, read back at its last month end.
+
+    Penalty is the one difference the ledger owns: its close charges the days before the close date, the
+    generator the days to the month end, so the close of the go-live day takes back the difference; the
+    overdue amount differs by exactly what it took back.
+    """
+    ws = Workspace.init(tmp_path)
+    generate_book(ws, BookConfig(customers=2000, months=4, seed=3))
+    loaded = load_ledger(ws, ledger)
+    took_back = -close_day(as_of=loaded.as_of, actor="t", uow=ledger.uow()).penalty_fen
+    with ledger.engine.connect() as conn, conn.begin():
+        rows, _ = ledger_month_end(conn, loaded.as_of)
+    generated = ws.scan("performance").filter(pl.col("month_end") == loaded.as_of).collect()
+    both = generated.filter(pl.col("status") == "active").join(
+        rows.with_columns(pl.col("ledger_id").cast(pl.Int64).alias("loan_id")), on="loan_id", how="full", suffix="_l"
+    )
+    assert both.height == rows.height == loaded.loans > 1000
+    for column in ("mob", "status", "bucket", "dpd", "principal_balance_fen", "overdue_principal_fen",
+                   "installments_remaining", "due_fen"):  # fmt: skip
+        assert both.filter(pl.col(column) != pl.col(f"{column}_l")).height == 0, column
+    gap = both.select((pl.col("overdue_amount_fen") - pl.col("overdue_amount_fen_l")).sum()).item()
+    assert gap == took_back > 0
