@@ -41,7 +41,13 @@ from runoff.app.charge_offs import write_off
 from runoff.app.close_day import close_day
 from runoff.app.context import AppContext
 from runoff.app.loans import Arrears, apply_schedule, open_loan, quote_extension, quote_restructure
-from runoff.app.month_end import ledger_month_end, ledger_months, snapshot_after_close, snapshot_month_end
+from runoff.app.month_end import (
+    _snapshot_lock,
+    ledger_month_end,
+    ledger_months,
+    snapshot_after_close,
+    snapshot_month_end,
+)
 from runoff.app.payments import post_payment
 from runoff.errors import Conflict, InvalidInput, NotFound
 from runoff.portfolio.generator import BookConfig
@@ -315,6 +321,14 @@ def test_refusals_name_what_is_wrong_and_write_nothing(book):
         snapshot_month_end(Workspace.init(ws.root / "empty"), ctx, as_of=FEB)
     assert ws.scan("performance").collect().equals(before)
     assert ledger_months(ws) == {}
+
+
+def test_one_snapshot_at_a_time_per_workspace(book):
+    ws, ctx = book
+    with _snapshot_lock(ws), pytest.raises(Conflict, match="another month-end snapshot is writing") as busy:
+        snapshot_month_end(ws, ctx, as_of=FEB)
+    assert busy.value.code == "month_end.busy"
+    assert snapshot_month_end(ws, ctx, as_of=FEB).rows == 6  # the lock went with the first
 
 
 def test_after_the_close_of_a_month_end_the_snapshot_is_written_and_the_go_live_month_is_skipped(book):

@@ -27,9 +27,11 @@ snapshot is replaced by the month's own end later).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -62,6 +64,8 @@ __all__ = [
 TABLE = "performance"
 MONTHS_FILE = "ledger-months.json"
 """The ledger's months of the performance table, beside its partitions (``data/performance/``)."""
+LOCK_FILE = ".month-end.lock"
+"""Held (``data/.month-end.lock``) while a snapshot checks, reads and writes."""
 
 
 def _month_key(day: date) -> str:
@@ -209,8 +213,37 @@ def snapshot_month_end(workspace: Workspace, ctx: AppContext, *, as_of: date, an
 
     Refused, before anything is read from the ledger, for a day that is not a month end (unless ``any_day``) and
     for a month the book's own rows hold or precede; then for a day the daily close has not been run for. Running
-    it again for the same month replaces that month's rows.
+    it again for the same month replaces that month's rows. One snapshot at a time per workspace.
     """
+    with _snapshot_lock(workspace):
+        return _snapshot(workspace, ctx, as_of=as_of, any_day=any_day)
+
+
+@contextlib.contextmanager
+def _snapshot_lock(workspace: Workspace) -> Iterator[None]:
+    """One snapshot at a time per workspace (the close's hook and ``runoff snapshot`` may meet); the OS drops the
+    lock if the process dies."""
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    with (workspace.data_dir / LOCK_FILE).open("a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock
+            yield
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                f"another month-end snapshot is writing the performance table of {workspace.root}; wait for it to finish",
+                code="month_end.busy",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _snapshot(workspace: Workspace, ctx: AppContext, *, as_of: date, any_day: bool) -> MonthEndResult:
     started = time.perf_counter()
     steps: dict[str, float] = {}
     held = _months_by_partition(workspace)
