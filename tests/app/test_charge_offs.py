@@ -14,9 +14,10 @@ Written off as of 13 Aug 2024, 180 days after 15 Feb. Penalty for the days befor
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from sqlalchemy import func, select
 
@@ -27,7 +28,9 @@ from runoff.app.loans import open_loan, read_position
 from runoff.app.payments import post_payment
 from runoff.app.recoveries import contractual_debt, post_recovery
 from runoff.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
+from runoff.money import to_minor as fen_of
 from runoff.servicing.product import Component
+from runoff.store.ledger.bulk import load_book
 from runoff.store.ledger.models import (
     TABLES_IN_LOAD_ORDER,
     LedgerAccount,
@@ -137,6 +140,53 @@ def test_write_off_books_principal_and_penalty_brought_to_the_date_and_keeps_the
         D("1326.21"),
     )
     assert (debt.written_off, debt.recovered, debt.charged_off_on) == (D("1290.03"), D("0.00"), AS_OF)
+    _assert_clean(ledger)
+
+
+def test_penalty_paid_before_the_ledgers_history_is_not_taken_back_and_is_not_written_off(
+    ledger, equal_installment_product
+):
+    # A book loaded from a legacy system: installment 1 paid with 50.00 penalty before the ledger's history.
+    # The ledger cannot date that payment and would price installment 1's penalty at 0.00; the close keeps
+    # the 50.00 paid (never takes paid penalty back), so no installment holds more penalty paid than accrued
+    # and the write-off takes off exactly the penalty receivable the journal holds.
+    loaded_on = date(2024, 5, 1)
+    schedule = _open(ledger, equal_installment_product, loan_id="TMP").schedule
+    first = schedule.installments[0]
+    loan_frame = pl.DataFrame(
+        {"id": ["L1"], "product_id": "ei-18", "principal_fen": [120000], "start_date": [START], "term": [3]}
+    )
+    inst = pl.DataFrame(
+        {
+            "loan_id": ["L1"] * 3,
+            "number": [1, 2, 3],
+            "due_date": [i.due_date for i in schedule.installments],
+            "principal_due_fen": [fen_of(i.principal) for i in schedule.installments],
+            "interest_due_fen": [fen_of(i.interest) for i in schedule.installments],
+            "fee_due_fen": [0, 0, 0],
+            "principal_paid_fen": [fen_of(first.principal), 0, 0],
+            "interest_paid_fen": [fen_of(first.interest), 0, 0],
+            "penalty_accrued_fen": [5000, 0, 0],
+            "penalty_paid_fen": [5000, 0, 0],
+        }
+    )
+    with ledger.uow() as uow:
+        load_book(
+            uow.connection, loans_df=loan_frame, installments_df=inst, products=[equal_installment_product],
+            as_of=loaded_on, actor="t", now=uow.now(),
+        )  # fmt: skip
+        uow.commit()
+    close_day(as_of=loaded_on + timedelta(days=1), actor="t", uow=ledger.uow())
+    position = read_position("L1", uow=ledger.uow(write=False))
+    assert position.installments[0].penalty_accrued == D("50.00")
+    assert all(i.outstanding(Component.PENALTY) >= 0 for i in position.installments)
+    result = _write_off(ledger, as_of=date(2024, 9, 11))  # 180 days after installment 2 fell due
+    receivable = sum(
+        (i.outstanding(Component.PENALTY) for i in read_position("L1", uow=ledger.uow(write=False)).installments), D(0)
+    )
+    assert result.penalty == receivable
+    balances = _balances(ledger, "L1")
+    assert "penalty_receivable" not in balances and "loans_receivable" not in balances
     _assert_clean(ledger)
 
 

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -226,6 +227,22 @@ def test_backdated_payment_recomputes_a_lower_penalty():
     reposted = accrue_penalties(reposted, DUE[0] + timedelta(days=20))
     assert reposted.installments[0].penalty_accrued == D("0.25")
     assert reposted.installments[0].is_settled
+
+
+def test_penalty_paid_before_the_ledgers_history_is_the_floor_of_a_re_pricing():
+    # Installment 1 came from a legacy book fully paid, 4.00 penalty included, with no dated payments:
+    # re-priced from the ledger's history it earns nothing, but the 4.00 paid stays accrued.
+    pos = position()
+    first = pos.installments[0]
+    paid = first.__class__(
+        number=1, due_date=first.due_date, principal_due=D(100), interest_due=D(2), fee_due=D(1),
+        principal_paid=D(100), interest_paid=D(2), fee_paid=D(1), penalty_accrued=D(4), penalty_paid=D(4),
+    )  # fmt: skip
+    loaded = replace(pos, installments=(paid, *pos.installments[1:]), penalty_charged_total=D(4))
+    repriced = accrue_penalties(loaded, DUE[1] + timedelta(days=10))
+    assert repriced.installments[0].penalty_accrued == D(4)
+    assert repriced.installments[1].penalty_accrued == D("0.50")
+    assert repriced.penalty_charged_total == D("4.50")
 
 
 def test_accrual_range_must_not_run_backwards():

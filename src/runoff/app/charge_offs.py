@@ -553,7 +553,10 @@ def _plan_write_off(
     dpd = days_past_due(pos, as_of)
     _check_dpd(req, dpd)
     principal = fen_of(pos.outstanding_principal)
-    penalty = fen_of(sum((max(i.outstanding(Component.PENALTY), ZERO) for i in pos.installments), ZERO))
+    # The journal's penalty receivable is the net over the installments: one can hold more penalty paid than
+    # accrued (a loaded book's penalty, paid before the ledger's history, re-priced by the first close), and
+    # the write-off takes off the books what they hold, never more.
+    penalty = fen_of(max(sum((i.outstanding(Component.PENALTY) for i in pos.installments), ZERO), ZERO))
     interest = fen_of(sum((max(i.outstanding(Component.INTEREST), ZERO) for i in pos.installments), ZERO))
     fee = fen_of(sum((max(i.outstanding(Component.FEE), ZERO) for i in pos.installments), ZERO))
 

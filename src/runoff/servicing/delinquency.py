@@ -161,16 +161,22 @@ def penalty_accrual(position: LoanPosition, *, from_date: date, to_date: date) -
 def accrue_penalties(position: LoanPosition, as_of: date) -> LoanPosition:
     """The position with each installment's ``penalty_accrued`` set to its total earned before ``as_of``.
 
-    A backdated payment can lower a total (a repost); ``penalty_charged_total`` follows.
+    A backdated payment can lower a total (a repost); ``penalty_charged_total`` follows. A total is
+    never set below what was already paid or waived of that installment's penalty: only a book loaded
+    with penalty paid before the ledger's history (which the ledger cannot date, so it re-prices it
+    lower) reaches that floor, and penalty a customer paid is not taken back by a re-pricing.
     """
     totals = {c.number: c.amount for c in penalty_due_to_date(position, as_of)}
     live = sum((i.penalty_accrued for i in position.installments), ZERO)
     earlier = max(position.penalty_charged_total - live, ZERO)
-    installments = tuple(replace(i, penalty_accrued=totals[i.number]) for i in position.installments)
+    installments = tuple(
+        replace(i, penalty_accrued=max(totals[i.number], i.penalty_paid + i.penalty_waived))
+        for i in position.installments
+    )
     return replace(
         position,
         installments=installments,
-        penalty_charged_total=earlier + sum(totals.values(), ZERO),
+        penalty_charged_total=earlier + sum((i.penalty_accrued for i in installments), ZERO),
     )
 
 

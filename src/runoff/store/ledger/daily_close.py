@@ -463,6 +463,7 @@ def _read_page(
             i.c.interest_paid_fen,
             i.c.fee_paid_fen,
             i.c.penalty_accrued_fen,
+            i.c.penalty_paid_fen + i.c.penalty_waived_fen,
         ).where(
             _among(conn, i.c.loan_id, ids),
             # coalesce() keeps SQLite on the primary key: given a long IN list it would otherwise range-scan
@@ -573,7 +574,7 @@ def _age_page(
 
     with _by_key(conn):
         inst_rows, alloc_rows = _read_page(conn, ids, live, code_of, as_of)
-    table = np.array([r[1:] for r in inst_rows], dtype=np.int64).reshape(len(inst_rows), 10)
+    table = np.array([r[1:] for r in inst_rows], dtype=np.int64).reshape(len(inst_rows), 11)
     codes = np.fromiter((code_of[r[0]] for r in inst_rows), dtype=np.int64, count=len(inst_rows))
     keep = table[:, 0] == live[codes]  # the live schedule version's installments only
     table, codes = table[keep], codes[keep]
@@ -581,7 +582,7 @@ def _age_page(
     table, code = table[order], codes[order]
     n = len(code)
     number, due = table[:, 1], table[:, 2]
-    p_net, i_net, f_net, p_paid, i_paid, f_paid, stored = (table[:, k] for k in range(3, 10))
+    p_net, i_net, f_net, p_paid, i_paid, f_paid, stored, settled_penalty = (table[:, k] for k in range(3, 11))
 
     amount_base = on_amount[code]
     net = np.where(amount_base, p_net + i_net + f_net, p_net)
@@ -649,6 +650,8 @@ def _age_page(
             new[k] = amounts[(int(code[k]), int(number[k]))]
         totals.capped_loans += len(bound)
 
+    # Never below the penalty already paid or waived (a loaded book's pre-history penalty; see accrue_penalties).
+    new = np.maximum(new, settled_penalty)
     delta = new - stored
     loan_delta = np.zeros(n_loans, dtype=np.int64)
     np.add.at(loan_delta, code, delta)
