@@ -1,7 +1,7 @@
 """Month-end performance snapshots from the ledger (月末表现快照): the book's ``performance`` table after go-live.
 
-Before go-live the month ends come from the generator or the imported tape; once the wind-down runs on the
-ledger, :func:`snapshot_month_end` appends one row per loan for each month end, read from the ledger with a
+Before go-live the month ends are the book's own (the generator's; an imported tape brings loans and their
+positions on the tape's date, not month ends); once the wind-down runs on the ledger, :func:`snapshot_month_end` appends one row per loan for each month end, read from the ledger with a
 handful of set-based statements (never a query per loan) and written to the ``performance`` partition that
 holds the loan, under the book's own ids, so the risk functions read the ledger's months together with the
 book's earlier ones.
@@ -22,7 +22,9 @@ stand on it); a month the book's own rows (generated or imported) already hold, 
 **Idempotent.** The months written from the ledger are listed in ``data/performance/ledger-months.json``
 (kept in the table's folder, so regenerating the book drops it with the table). Running a month again
 replaces that month's rows, partition by partition; a month holds one snapshot date (an ``any_day``
-snapshot is replaced by the month's own end later).
+snapshot is replaced by the month's own end later). One snapshot at a time per workspace.
+
+:func:`snapshot_after_close` is what ``runoff close-day`` runs after the close of a month's last day.
 """
 
 from __future__ import annotations
