@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from datetime import date
 from decimal import Decimal
@@ -62,6 +63,13 @@ WRITTEN_BY_PAYMENTS = (payments, allocations, journal_entries, journal_lines, au
 def _row_counts(ctx) -> dict[str, int]:
     with ctx.engine.connect() as conn:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in WRITTEN_BY_PAYMENTS}
+
+
+def _file_runs(ctx) -> list[dict]:
+    """The details of each payment_file.processed audit row, oldest first."""
+    with ctx.engine.connect() as conn:
+        query = select(audit_log.c.details).where(audit_log.c.action == "payment_file.processed")
+        return [r[0] for r in conn.execute(query.order_by(audit_log.c.id))]
 
 
 def _positions(ctx) -> list[tuple]:
@@ -192,7 +200,15 @@ def test_posting_the_same_file_twice_replays_everything_and_writes_nothing_new(l
     again = post_payment_file(path, actor="ops", uow=ledger.uow(), chunk_size=3)
     assert (again.read, again.posted, again.replayed, again.refused) == (21, 0, first.posted + first.replayed, 13)
     assert again.amount_posted == 0 and again.loans_closed == ()
-    assert _row_counts(ledger) == counts and _positions(ledger) == positions
+    # nothing new but the run's own audit row (payment_file.processed), which says it only replayed
+    assert _row_counts(ledger) == {**counts, "audit_log": counts["audit_log"] + 1}
+    assert _positions(ledger) == positions
+    runs = _file_runs(ledger)
+    assert [(r["replayed"], r["posted"], r["refused"]) for r in runs] == [
+        (first.replayed, first.posted, 13),
+        (first.posted + first.replayed, 0, 13),
+    ]
+    assert runs[0]["sha256"] == runs[1]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     # the same rows refused for the same reasons (L3's message now says it is closed, not closed by row 18)
     assert [(r["row"], r["code"], r["field"]) for r in _read_refusals(default_refusals_path(path))] == report
     _assert_clean(ledger)

@@ -36,6 +36,7 @@ and post it; rows posted meanwhile replay by their keys.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -438,6 +439,14 @@ def post_payment_file(
         written = target
     elif target.exists():
         stale = target
+    _audit_run(
+        uow,
+        actor=actor,
+        path=path,
+        counts={"read": parsed.read, "posted": posted, "replayed": replayed, "refused": len(refusals)},
+        amount_posted=amount_posted,
+        refusals_file=written,
+    )
     return PaymentFileResult(
         file=path,
         read=parsed.read,
@@ -451,6 +460,44 @@ def post_payment_file(
         stale_refusals_file=stale,
         ignored_columns=ignored,
     )
+
+
+def _audit_run(
+    uow: UnitOfWork,
+    *,
+    actor: str,
+    path: Path,
+    counts: dict[str, int],
+    amount_posted: Decimal,
+    refusals_file: Path | None,
+) -> None:
+    """One audit row per run (``payment_file.processed``): which file (by name and SHA-256), what became of it.
+
+    The payments themselves are audited one by one as they post; this row is what an auditor asks for
+    first, which files were run, when, by whom, and with what totals, including a rerun that only replayed.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    details: dict[str, Any] = {
+        "file": str(path),
+        "sha256": digest.hexdigest(),
+        **counts,
+        "amount_posted": str(amount_posted),
+        "refusals_file": str(refusals_file) if refusals_file else None,
+    }
+    with uow:
+        row = {
+            "at": uow.now(),
+            "actor": actor,
+            "action": "payment_file.processed",
+            "object_type": "payment_file",
+            "object_id": path.name[:128],
+            "details": details,
+        }
+        uow.ledger.append_audit([row])
+        uow.commit()
 
 
 def _post(
