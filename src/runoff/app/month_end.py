@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -221,28 +220,13 @@ def snapshot_month_end(workspace: Workspace, ctx: AppContext, *, as_of: date, an
         return _snapshot(workspace, ctx, as_of=as_of, any_day=any_day)
 
 
-@contextlib.contextmanager
-def _snapshot_lock(workspace: Workspace) -> Iterator[None]:
-    """One snapshot at a time per workspace (the close's hook and ``runoff snapshot`` may meet); the OS drops the
-    lock if the process dies."""
-    workspace.data_dir.mkdir(parents=True, exist_ok=True)
-    with (workspace.data_dir / LOCK_FILE).open("a+") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory lock
-            yield
-            return
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(
-                f"another month-end snapshot is writing the performance table of {workspace.root}; wait for it to finish",
-                code="month_end.busy",
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _snapshot_lock(workspace: Workspace) -> contextlib.AbstractContextManager[None]:
+    """One snapshot at a time per workspace (the close's hook and ``runoff snapshot`` may meet)."""
+    busy = Conflict(
+        f"another month-end snapshot is writing the performance table of {workspace.root}; wait for it to finish",
+        code="month_end.busy",
+    )
+    return workspace.exclusive(workspace.data_dir / LOCK_FILE, busy)
 
 
 def _snapshot(workspace: Workspace, ctx: AppContext, *, as_of: date, any_day: bool) -> MonthEndResult:

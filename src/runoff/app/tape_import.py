@@ -48,7 +48,7 @@ import os
 import shutil
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -404,27 +404,10 @@ def lookup_ref(workspace: Workspace, ref: str, *, kind: str = "loan") -> RefLook
     return RefLookup(kind=kind, ref=canonical, id=found, source=source, import_id=import_id, in_book=in_book)
 
 
-@contextlib.contextmanager
-def _import_lock(workspace: Workspace) -> Iterator[None]:
-    """One import at a time per workspace; the OS drops the lock if the process dies."""
-    lock_dir = _imports_dir(workspace)
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / ".lock").open("a+") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory lock
-            yield
-            return
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(
-                f"another import is running in the workspace {workspace.root}; wait for it to finish"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _import_lock(workspace: Workspace) -> contextlib.AbstractContextManager[None]:
+    """One import at a time per workspace."""
+    busy = Conflict(f"another import is running in the workspace {workspace.root}; wait for it to finish")
+    return workspace.exclusive(_imports_dir(workspace) / ".lock", busy)
 
 
 # --- outcome ---------------------------------------------------------------------------------------------------

@@ -8,12 +8,13 @@ renamed into place, so a crash never leaves half a partition behind. The ledger 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from runoff.config import Settings
-from runoff.errors import ConfigError, NotFound
+from runoff.errors import ConfigError, Conflict, NotFound
 from runoff.portfolio.schemas import TABLES
 
 MARKER = "runoff.toml"
@@ -151,6 +152,28 @@ class Workspace:
             shutil.rmtree(folder)
 
     # --- small documents (book metadata, true parameters) ----------------------------------------
+
+    @contextlib.contextmanager
+    def exclusive(self, lock_file: Path, busy: Conflict) -> Iterator[None]:
+        """Hold an advisory lock on ``lock_file`` (one writer at a time; the OS drops it if the process dies).
+
+        ``busy`` is raised at once when another process holds it. No lock where the OS has none (Windows).
+        """
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with lock_file.open("a+") as fh:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - Windows: no advisory lock
+                yield
+                return
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def write_json(self, relative: str, data: Any) -> Path:
         target = self.data_dir / relative
