@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from runoff.app.batches import THREAD_NAME
 from runoff.app.ledger_check import verify_ledger
 from runoff.app.loans import balance_as_of, open_loan, read_position
 from runoff.app.payments import PaymentRequest, post_payment, post_payments, residual_to_sweep
@@ -310,14 +311,13 @@ def test_batch_reports_each_committed_chunk_in_order(ledger, equal_installment_p
 def test_failing_progress_callback_stops_the_batch_and_leaves_the_ledger_clean(ledger, equal_installment_product):
     _open(ledger, equal_installment_product)
     batch = [PaymentRequest("L1", Decimal("10.00"), date(2024, 2, 1), f"p-{k}") for k in range(6)]
-    threads_before = threading.active_count()
 
     def refuse(_: int) -> None:
         raise RuntimeError("the caller gave up")
 
     with pytest.raises(RuntimeError, match="gave up"):
         post_payments(batch, actor="test", uow=ledger.uow(), chunk_size=1, progress=refuse)
-    assert threading.active_count() == threads_before
+    assert not [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]  # the workers were joined
     assert 1 <= _row_counts(ledger)["payments"] <= 6  # chunks committed before the stop stay posted
     _assert_clean(ledger)
 

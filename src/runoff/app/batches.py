@@ -17,6 +17,9 @@ from typing import TypeVar
 
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
+THREAD_NAME = "runoff-batch"
+"""The overlapped workers' thread names (``runoff-batch-0``, ``runoff-batch-1``)."""
+
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
@@ -115,7 +118,10 @@ def _post_overlapped(
                 finished.notify_all()
 
     units = (uow, uow.sibling())
-    threads = [threading.Thread(target=worker, args=(i, unit), daemon=True) for i, unit in enumerate(units)]
+    threads = [
+        threading.Thread(target=worker, args=(i, unit), name=f"{THREAD_NAME}-{i}", daemon=True)
+        for i, unit in enumerate(units)
+    ]
     for thread in threads:
         thread.start()
     reported = 0
