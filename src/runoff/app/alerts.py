@@ -19,6 +19,7 @@ from runoff.risk.warning import (
     Alert,
 )
 from runoff.store.ledger.alerts import insert_alerts, lock_alerts, read_alerts, read_live_alerts, update_alerts
+from runoff.store.ledger.repository import audit_entry
 from runoff.store.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -180,14 +181,7 @@ def _alert_audit(
             "threshold": _finite(alert["threshold"]),
             "last_seen_on": alert["last_seen_on"].isoformat(),
         }
-    return {
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "object_type": "alert",
-        "object_id": alert["alert_id"][:128],
-        "details": {"alert_id": alert["alert_id"], **details},
-    }
+    return audit_entry(at, actor, action, "alert", alert["alert_id"], {"alert_id": alert["alert_id"], **details})
 
 
 def _finite(value: float | None) -> float | None:

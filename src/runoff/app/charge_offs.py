@@ -59,7 +59,7 @@ from runoff.store.ledger.models import (
     loans,
     payments,
 )
-from runoff.store.ledger.repository import InstallmentRecord, LoanRecord, fen_of
+from runoff.store.ledger.repository import InstallmentRecord, LoanRecord, audit_entry, fen_of
 from runoff.store.ledger.repost import loan_position_columns, penalty_entry, repost_loans
 from runoff.store.ledger.rowsets import insert_rows
 from runoff.store.ledger.sequences import reserve_id_blocks
@@ -128,14 +128,7 @@ def audit_row(
     uow: UnitOfWork, actor: str, action: str, object_type: str, object_id: str, details: dict[str, Any]
 ) -> dict[str, Any]:
     """An ``audit_log`` row stamped with the unit of work's clock."""
-    return {
-        "at": uow.now(),
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "details": details,
-    }
+    return audit_entry(uow.now(), actor, action, object_type, object_id, details)
 
 
 def last_value_date(conn: Connection, loan_id: str) -> date | None:

@@ -39,7 +39,7 @@ from runoff.store.ledger.models import (
     customers,
     journal_entries,
 )
-from runoff.store.ledger.repository import LoanRecord, ScheduleVersionRecord, fen_of
+from runoff.store.ledger.repository import LoanRecord, ScheduleVersionRecord, audit_entry, fen_of
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 MAX_ID_LENGTH = 64
@@ -263,14 +263,7 @@ def _capitalization_entries(loan_id: str, version: int, schedule: Schedule) -> l
 def _audit(
     uow: UnitOfWork, actor: str, action: str, object_type: str, object_id: str, details: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "at": uow.now(),
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "details": details,
-    }
+    return audit_entry(uow.now(), actor, action, object_type, object_id, details)
 
 
 # --- reading -------------------------------------------------------------------------------------------------------

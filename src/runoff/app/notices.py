@@ -49,6 +49,7 @@ from runoff.plan.notices import (
 )
 from runoff.store.ledger.models import customers
 from runoff.store.ledger.notices import notices
+from runoff.store.ledger.repository import audit_entry
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 # --- inputs -----------------------------------------------------------------------------------------------------
@@ -354,18 +355,7 @@ def content_figures(content: NoticeContent) -> dict[str, Any]:
 
 
 def _audit(uow: UnitOfWork, actor: str, action: str, object_id: str, details: dict[str, Any]) -> None:
-    uow.ledger.append_audit(
-        [
-            {
-                "at": uow.now(),
-                "actor": actor,
-                "action": action,
-                "object_type": "notice",
-                "object_id": object_id[:128],
-                "details": details,
-            }
-        ]
-    )
+    uow.ledger.append_audit([audit_entry(uow.now(), actor, action, "notice", object_id, details)])
 
 
 def notice_key(plan_id: str, loan_id: str | None, template: str, channel: Channel, language: Language, on: date) -> str:

@@ -60,6 +60,7 @@ from runoff.app.payments import (
 from runoff.errors import InvalidInput, RunoffError
 from runoff.money import parse_amount
 from runoff.store.ledger.models import LoanStatus
+from runoff.store.ledger.repository import audit_entry
 from runoff.store.ledger.unit_of_work import UnitOfWork
 
 COLUMNS: tuple[str, ...] = ("loan_id", "amount", "value_date", "idempotency_key")
@@ -488,15 +489,9 @@ def _audit_run(
         "refusals_file": str(refusals_file) if refusals_file else None,
     }
     with uow:
-        row = {
-            "at": uow.now(),
-            "actor": actor,
-            "action": "payment_file.processed",
-            "object_type": "payment_file",
-            "object_id": path.name[:128],
-            "details": details,
-        }
-        uow.ledger.append_audit([row])
+        uow.ledger.append_audit(
+            [audit_entry(uow.now(), actor, "payment_file.processed", "payment_file", path.name, details)]
+        )
         uow.commit()
 
 

@@ -61,6 +61,7 @@ from runoff.store.ledger.repository import (
     LoanRecord,
     PaymentRecord,
     ScheduleVersionRecord,
+    audit_entry,
     fen_of,
 )
 from runoff.store.ledger.sequences import reserve_id_blocks
@@ -601,10 +602,10 @@ def _post_one(
         details["waived"] = str(waived_total)
     if backdated:
         details["backdated"] = True
-    writes.audit.append(_audit(now, actor, "payment.posted", "payment", str(payment_id), details))
+    writes.audit.append(audit_entry(now, actor, "payment.posted", "payment", str(payment_id), details))
     if closes:
         writes.audit.append(
-            _audit(
+            audit_entry(
                 now, actor, "loan.closed", "loan", loan_id, {"on": value_date.isoformat(), "reason": state.close_reason}
             )
         )
@@ -645,19 +646,6 @@ def _sweep(position: LoanPosition) -> tuple[LoanPosition, dict[tuple[int, Compon
             )
         )
     return replace(position, installments=tuple(new)), waived
-
-
-def _audit(
-    now: Any, actor: str, action: str, object_type: str, object_id: str, details: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "at": now,
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "details": details,
-    }
 
 
 def _write(

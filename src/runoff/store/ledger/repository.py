@@ -252,6 +252,20 @@ def rate_ppb(rate: Decimal, *, field: str) -> int:
     return int(scaled)
 
 
+def audit_entry(
+    at: datetime, actor: str, action: str, object_type: str, object_id: str, details: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An ``audit_log`` row (审计日志): who did what to which object, when, with the details as JSON."""
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id[:128],
+        "details": dict(details),
+    }
+
+
 def _id_list(column: Any, dialect: str) -> Any:
     """``column IN :ids``; on PostgreSQL ``column = ANY(:ids)``: one array parameter instead of thousands (the
     driver parses and the server plans one statement shape whatever the list's length)."""
@@ -700,6 +714,7 @@ __all__ = [
     "PaymentRecord",
     "ProductCache",
     "ScheduleVersionRecord",
+    "audit_entry",
     "build_position",
     "product_digest",
     "rate_ppb",

@@ -59,6 +59,7 @@ from runoff.store.ledger.repository import (
     LedgerRepository,
     LoanRecord,
     ScheduleVersionRecord,
+    audit_entry,
 )
 
 # Entries a repost mirrors and re-posts: every one whose amounts follow from the allocations and penalty.
@@ -557,27 +558,10 @@ def _plan_repost(
         closed=closes,
     )
     details = result.to_dict() | {"close_id": close_id}
-    writes.audit.append(
-        {
-            "at": now,
-            "actor": actor,
-            "action": "loan.reposted",
-            "object_type": "loan",
-            "object_id": loan_id,
-            "details": details,
-        }
-    )
+    writes.audit.append(audit_entry(now, actor, "loan.reposted", "loan", loan_id, details))
     if closes:
-        writes.audit.append(
-            {
-                "at": now,
-                "actor": actor,
-                "action": "loan.closed",
-                "object_type": "loan",
-                "object_id": loan_id,
-                "details": {"on": loan_row["closed_on"].isoformat(), "reason": "paid", "by": "repost"},
-            }
-        )
+        closed = {"on": loan_row["closed_on"].isoformat(), "reason": "paid", "by": "repost"}
+        writes.audit.append(audit_entry(now, actor, "loan.closed", "loan", loan_id, closed))
     return result
 
 
