@@ -7,36 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from runoff.cli.main import build_app
+from tests.cli.invoke import run_json
 
 PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "products" / "equal-installment-18.yaml"
-
-
-@pytest.fixture(scope="module")
-def app():
-    return build_app()
-
-
-@pytest.fixture
-def cli(app, ledger_url, tmp_path):
-    """Run runoff with the ledger at ``ledger_url`` (migrated first), returning (exit code, stdout, stderr)."""
-    env = {"RUNOFF_DATABASE_URL": ledger_url, "RUNOFF_WORKSPACE": str(tmp_path)}
-
-    def run(*args: str):
-        result = CliRunner(env=env).invoke(app, list(args))
-        return result.exit_code, result.stdout, result.stderr
-
-    code, out, err = run("ledger", "migrate", "--json")
-    assert code == 0, out + err
-    return run
-
-
-def run_json(cli, *args: str):
-    code, out, err = cli(*args, "--json")
-    assert code == 0, out + err
-    return json.loads(out)
 
 
 def refused(cli, *args: str) -> str:

@@ -9,14 +9,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from runoff.cli.main import build_app
 from runoff.store.workspace import Workspace
 from tests.app.test_month_end import FEB, FEBRUARY, run_february, write_book
-
-
-@pytest.fixture(scope="module")
-def app():
-    return build_app()
+from tests.cli.invoke import run_json
 
 
 @pytest.fixture
@@ -31,12 +26,6 @@ def cli(app, ledger, ledger_url, tmp_path):
         return result.exit_code, result.stdout, result.stderr
 
     return run
-
-
-def run_json(cli, *args: str):
-    code, out, err = cli(*args, "--json")
-    assert code == 0, out + err
-    return json.loads(out)
 
 
 def feb_rows(root: Path) -> int:

@@ -8,9 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from runoff.cli.main import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ROOT / "examples" / "products" / "equal-installment-18.yaml"
@@ -30,27 +27,6 @@ SUMMARY_KEYS = {
     "ignored_columns",
     "refusals",
 }
-
-
-@pytest.fixture(scope="module")
-def app():
-    return build_app()
-
-
-@pytest.fixture
-def cli(app, ledger_url, tmp_path):
-    """Run runoff with the ledger at ``ledger_url`` (migrated first), returning (exit code, stdout, stderr)."""
-    env = {"RUNOFF_DATABASE_URL": ledger_url, "RUNOFF_WORKSPACE": str(tmp_path)}
-
-    def run(*args: str):
-        result = CliRunner(env=env).invoke(app, list(args))
-        assert "Traceback" not in result.stdout + result.stderr
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result.exit_code, result.stdout, result.stderr
-
-    code, out, err = run("ledger", "migrate", "--json")
-    assert code == 0, out + err
-    return run
 
 
 @pytest.fixture
