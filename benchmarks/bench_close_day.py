@@ -20,7 +20,6 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from runoff.config import Settings
 from runoff.servicing.product import parse_product
 from runoff.store.ledger.bulk import load_book
 from runoff.store.ledger.database import create_ledger_engine, upgrade_to_head
+from throwaway_schema import postgres_schema  # the script's folder is on sys.path
 
 CLOSE = date(2025, 6, 30)
 TERM = 12
@@ -174,25 +174,8 @@ def main() -> None:
         if not args.no_sqlite:
             run("sqlite", f"sqlite:///{folder / 'ledger.db'}", folder, loans, installments, args.chunk_size)
         if args.postgres:
-            import psycopg
-
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = args.postgres
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            try:
-                sep = "&" if "?" in admin else "?"
-                run(
-                    "postgresql",
-                    f"{admin}{sep}options=-csearch_path%3D{schema}",
-                    folder,
-                    loans,
-                    installments,
-                    args.chunk_size,
-                )
-            finally:
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            with postgres_schema(args.postgres) as url:
+                run("postgresql", url, folder, loans, installments, args.chunk_size)
 
 
 if __name__ == "__main__":

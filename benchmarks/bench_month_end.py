@@ -18,7 +18,6 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from runoff.app.month_end import snapshot_month_end
 from runoff.portfolio.schemas import LOANS, PERFORMANCE
 from runoff.store.ledger.bulk import load_book
 from runoff.store.workspace import Workspace
+from throwaway_schema import postgres_schema
 
 PARTITION = 200_000
 
@@ -149,19 +149,8 @@ def main() -> None:
         if not args.no_sqlite:
             run("sqlite", f"sqlite:///{folder / 'ledger.db'}", folder, loans, installments, args.history)
         if args.postgres:
-            import psycopg
-
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = args.postgres
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            try:
-                sep = "&" if "?" in admin else "?"
-                url = f"{admin}{sep}options=-csearch_path%3D{schema}"
+            with postgres_schema(args.postgres) as url:
                 run("postgresql", url, folder, loans, installments, args.history)
-            finally:
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

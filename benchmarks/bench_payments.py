@@ -20,7 +20,6 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -36,6 +35,7 @@ from runoff.servicing.product import parse_product
 from runoff.servicing.vectorized import build_schedules, rate_units
 from runoff.store.ledger.bulk import load_book
 from runoff.store.ledger.database import create_ledger_engine, upgrade_to_head
+from throwaway_schema import postgres_schema  # the script's folder is on sys.path
 
 PRODUCT = parse_product(
     {"id": "bench-ei-18", "method": "equal-installment", "annual_rate": "0.18", "terms": [12]}, source="bench"
@@ -152,23 +152,6 @@ def run(
     return rows
 
 
-def postgres_schema_url(admin_url: str) -> tuple[str, str]:
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in admin_url else "?"
-    return f"{admin_url}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(admin_url: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loans", type=int, default=25_000, help="loans in the book (at least single + 2 × batched)")
@@ -185,11 +168,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             rows += run(f"sqlite:///{folder}/ledger.db", "SQLite", **sizes)
     if args.postgres:
-        url, schema = postgres_schema_url(args.postgres)
-        try:
+        with postgres_schema(args.postgres) as url:
             rows += run(url, "PostgreSQL", **sizes)
-        finally:
-            drop_schema(args.postgres, schema)
 
     print(f"\n{'database':<11} {'mode':<34} {'rows':>8} {'seconds':>9} {'per second':>11}")
     for r in rows:
